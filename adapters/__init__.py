@@ -1,0 +1,1 @@
+"""Framework adapters behind one TrainingAdapter interface. Each imports its framework lazily."""

@@ -1,0 +1,477 @@
+"""timm image classification.
+
+Data path: images are decoded and resized once, in parallel threads, into one uint8 tensor held in
+memory (when it fits ``DECODED_CACHE_BYTES``), so an epoch is pure tensor indexing — the plain PIL
+pipeline reaches only about a third of a GPU's synthetic rate. Augmentation (flip) and normalisation
+happen on the device. Larger sets fall back to decoding per batch in a DataLoader.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from adapters import faults
+from adapters.base import AdapterError, TrainingAdapter, TrainResult, atomic_write_bytes
+
+CHECKPOINT_FORMAT = 1
+DECODED_CACHE_BYTES = 6 * 1024**3
+STEP_REPORT_INTERVAL_S = 0.1  # per-step events at most ~10 Hz: no host sync per batch on a GPU
+
+
+def _timm() -> Any:
+    import timm
+
+    return timm
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def resolve_device(requested: str) -> str:
+    torch = _torch()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise AdapterError(f"device {requested!r} was requested but no CUDA GPU is available; choose cpu or auto")
+    return requested
+
+
+def _decode_resized(path: Path, size: int) -> Any:
+    """Decode one image to a (3, size, size) uint8 array; raises on a corrupt file."""
+    import numpy as np
+    from PIL import Image
+
+    from core.datasets.images import check_image_limits
+
+    check_image_limits(path)
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible (much faster)
+        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        array = np.asarray(rgb, dtype=np.uint8)
+    return array.transpose(2, 0, 1).copy()
+
+
+class TimmAdapter(TrainingAdapter):
+    framework = "timm"
+    tasks = ("classify",)
+
+    # ------------------------------------------------------------------ registry information
+    @classmethod
+    def all_models(cls) -> list[str]:
+        return list(_timm().list_models())
+
+    @classmethod
+    def pretrained_available(cls, model: str) -> bool:
+        return _cached_pretrained_file(model) is not None
+
+    # ------------------------------------------------------------------ data
+    def prepare_data(self) -> None:
+        from core.datasets import DatasetError, open_dataset, split_dataset
+
+        config = self.config
+        try:
+            index = open_dataset(config.dataset, config.dataset_format)
+            strategy = "predefined" if index.has_predefined_split and config.split.strategy != "predefined" else config.split.strategy
+            split = split_dataset(index, strategy, config.split.ratio, config.split.seed, config.split.file)
+        except DatasetError as exc:
+            raise AdapterError(str(exc)) from None
+        for warning in split.warnings:
+            self.reporter.warning(warning)
+        self.class_names = list(index.class_names)
+        if len(self.class_names) < 2:
+            raise AdapterError(f"{config.dataset}: classification needs at least 2 classes, found {len(self.class_names)}")
+        class_ids = {name: i for i, name in enumerate(self.class_names)}
+
+        def labelled(records: list[Any]) -> list[tuple[Path, int]]:
+            items = []
+            for record in records:
+                names = record.labels or record.class_names()
+                if not names:
+                    self.reporter.warning("image has no class label; skipped", path=str(record.path))
+                    continue
+                items.append((Path(record.path), class_ids[names[0]]))
+            return items
+
+        self.train_items = labelled(split.train)
+        self.val_items = labelled(split.val)
+        if not self.train_items:
+            raise AdapterError(f"{config.dataset}: no labelled training images")
+        if not self.val_items:
+            raise AdapterError(f"{config.dataset}: the validation set is empty; lower the split ratio or add images")
+        self.reporter.log(
+            f"{len(self.train_items)} training and {len(self.val_items)} validation images, {len(self.class_names)} classes"
+        )
+        self.train_data = self._decode_all(self.train_items)
+        self.val_data = self._decode_all(self.val_items)
+
+    def _decode_all(self, items: list[tuple[Path, int]]) -> tuple[Any, Any]:
+        """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped."""
+        torch = _torch()
+        size = self.config.image_size
+        if len(items) * 3 * size * size > DECODED_CACHE_BYTES:
+            raise AdapterError(
+                f"{len(items)} images at {size} px need more than {DECODED_CACHE_BYTES // 1024**3} GB of decoded cache; "
+                "lower image_size"
+            )
+        images = torch.empty((len(items), 3, size, size), dtype=torch.uint8)
+        labels = torch.empty((len(items),), dtype=torch.long)
+        keep = torch.zeros((len(items),), dtype=torch.bool)
+
+        def work(position: int) -> tuple[int, str | None]:
+            path, label = items[position]
+            try:
+                images[position] = torch.from_numpy(_decode_resized(path, size))
+            except Exception as exc:  # corrupt/truncated/too large: skip and report, never crash
+                return position, f"unreadable image skipped: {exc}"
+            labels[position] = label
+            keep[position] = True
+            return position, None
+
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            for position, problem in pool.map(work, range(len(items))):
+                if problem:
+                    self.reporter.warning(problem, path=str(items[position][0]))
+        if not bool(keep.any()):
+            raise AdapterError("none of the images could be decoded")
+        return images[keep], labels[keep]
+
+    # ------------------------------------------------------------------ model
+    def prepare_model(self) -> None:
+        torch = _torch()
+        timm = _timm()
+        config = self.config
+        if not timm.is_model(config.model):
+            close = difflib.get_close_matches(config.model, timm.list_models(), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise AdapterError(f"unknown timm model {config.model!r}{hint}")
+        self.device = resolve_device(config.device)
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        pretrained_file = None
+        if config.pretrained and not config.weights:
+            pretrained_file = _cached_pretrained_file(config.model)
+            if pretrained_file is None:
+                raise AdapterError(
+                    f"pretrained weights for {config.model!r} are not on this computer and downloads are off. "
+                    "Import a weights file (.safetensors or .pth) or train from scratch (pretrained: false)."
+                )
+        model = timm.create_model(config.model, pretrained=False, num_classes=len(self.class_names))
+        if pretrained_file is not None:
+            _load_state_dict_file(model, pretrained_file, self.reporter)
+        if config.weights:
+            weights = Path(config.weights)
+            if not weights.is_file():
+                raise AdapterError(f"weights file not found: {weights}")
+            _load_state_dict_file(model, weights, self.reporter)
+        data_cfg = timm.data.resolve_data_config({}, model=model)
+        self.mean = torch.tensor(data_cfg["mean"]).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(data_cfg["std"]).view(1, 3, 1, 1) * 255
+        self.use_cuda = self.device.startswith("cuda")
+        self.model = model.to(self.device)
+        if self.use_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
+        self.amp_dtype = None
+        if self.use_cuda and config.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        params = self.model.parameters()
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay)
+        elif config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.start_epoch = 1
+        self.best_metric: float | None = None
+        self.epochs_without_improvement = 0
+        if self.resume:
+            self._restore_for_resume()
+
+    def _restore_for_resume(self) -> None:
+        last = self.weights_dir / "last.pt"
+        if not last.is_file():
+            raise AdapterError(f"cannot resume: {last} does not exist")
+        state = self._read_checkpoint(last)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.T_max = self.config.epochs  # "extend by N epochs" stretches the schedule
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best_metric = state.get("best_metric")
+        if self.start_epoch > self.config.epochs:
+            raise AdapterError(f"nothing to resume: last.pt already holds all {self.config.epochs} epochs")
+        self.reporter.log(f"resuming from {last} at epoch {self.start_epoch}")
+
+    # ------------------------------------------------------------------ training
+    def _normalise(self, batch: Any) -> Any:
+        torch = _torch()
+        batch = batch.to(self.device, non_blocking=True).float()
+        batch = (batch - self.mean) / self.std
+        if self.use_cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def train(self) -> TrainResult:
+        torch = _torch()
+        config = self.config
+        images, labels = self.train_data
+        generator = torch.Generator().manual_seed(config.seed)
+        steps = math.ceil(len(images) / config.batch_size)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        epochs_completed = self.start_epoch - 1
+        status = "completed"
+        global_step = (self.start_epoch - 1) * steps
+        for epoch in range(self.start_epoch, config.epochs + 1):
+            # Same permutation on every machine for a given seed and epoch (resume reproduces it too).
+            generator.manual_seed(config.seed * 100_003 + epoch)
+            order = torch.randperm(len(images), generator=generator)
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), device=self.device, dtype=torch.long)
+            seen = 0
+            last_report = 0.0
+            stopped = False
+            for step in range(1, steps + 1):
+                if self.reporter.should_stop():
+                    stopped = True
+                    break
+                index = order[(step - 1) * config.batch_size : step * config.batch_size]
+                batch = self._normalise(images[index])
+                target = labels[index].to(self.device, non_blocking=True)
+                flip = torch.rand(batch.shape[0], device=self.device) < 0.5
+                batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
+                with torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    output = self.model(batch)
+                    loss = loss_fn(output, target)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                global_step += 1
+                loss_sum += loss.detach() * target.shape[0]
+                correct += (output.detach().argmax(1) == target).sum()
+                seen += target.shape[0]
+                now = time.monotonic()
+                if now - last_report >= STEP_REPORT_INTERVAL_S or step == steps:
+                    last_report = now
+                    self.reporter.metrics(
+                        {"train/loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]},
+                        epoch=epoch, step=global_step, kind="step",
+                    )
+                    self.reporter.progress(epoch, config.epochs, step, steps)
+                faults.after_batch(global_step)
+            if stopped:
+                status = "cancelled"
+                break
+            train_metrics = {"train/loss": float(loss_sum) / max(seen, 1), "train/accuracy": float(correct) / max(seen, 1)}
+            self.on_train_epoch_end(epoch, train_metrics)
+            self.reporter.status("validating", f"epoch {epoch}")
+            val_metrics = self.validate()
+            metrics = {**train_metrics, **val_metrics, "lr": self.optimizer.param_groups[0]["lr"]}
+            self.scheduler.step()
+            self.on_fit_epoch_end(epoch, metrics)
+            improved = self.best_metric is None or metrics["val/accuracy"] > self.best_metric
+            if improved:
+                self.best_metric = metrics["val/accuracy"]
+                self.epochs_without_improvement = 0
+            else:
+                self.epochs_without_improvement += 1
+            self._save(epoch, best=improved)
+            epochs_completed = epoch
+            if config.patience and self.epochs_without_improvement >= config.patience:
+                self.reporter.log(f"early stopping: val/accuracy did not improve for {config.patience} epochs")
+                break
+        return TrainResult(
+            status=status,
+            epochs_completed=epochs_completed,
+            best_metric_name="val/accuracy",
+            best_metric_value=self.best_metric,
+            best_checkpoint=self.weights_dir / "best.pt",
+            last_checkpoint=self.weights_dir / "last.pt",
+        )
+
+    def validate(self) -> dict[str, float]:
+        torch = _torch()
+        images, labels = self.val_data
+        self.model.eval()
+        loss_sum = 0.0
+        top1 = 0
+        top5 = 0
+        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            for start in range(0, len(images), self.config.batch_size):
+                batch = self._normalise(images[start : start + self.config.batch_size])
+                target = labels[start : start + self.config.batch_size].to(self.device)
+                output = self.model(batch).float()
+                loss_sum += float(torch.nn.functional.cross_entropy(output, target, reduction="sum"))
+                top1 += int((output.argmax(1) == target).sum())
+                if len(self.class_names) >= 5:
+                    top5 += int((output.topk(5, dim=1).indices == target.view(-1, 1)).any(1).sum())
+        count = max(len(images), 1)
+        metrics = {"val/loss": loss_sum / count, "val/accuracy": top1 / count}
+        if len(self.class_names) >= 5:
+            metrics["val/top5"] = top5 / count
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "app": "vision-platform",
+            "format": CHECKPOINT_FORMAT,
+            "framework": "timm",
+            "model_name": self.config.model,
+            "class_names": list(self.class_names),
+            "image_size": self.config.image_size,
+            "mean": [float(v) for v in (self.mean.flatten() / 255).tolist()],
+            "std": [float(v) for v in (self.std.flatten() / 255).tolist()],
+            "epoch": epoch,
+            "best_metric": self.best_metric,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
+
+    def _save(self, epoch: int, *, best: bool) -> None:
+        torch = _torch()
+        self.reporter.status("saving", f"epoch {epoch}")
+        buffer = io.BytesIO()
+        torch.save(self._state(epoch), buffer)
+        data = buffer.getvalue()
+        last = self.weights_dir / "last.pt"
+        atomic_write_bytes(last, data)
+        self.on_model_save("last", last, epoch, "val/accuracy", self.best_metric)
+        if best:
+            best_path = self.weights_dir / "best.pt"
+            atomic_write_bytes(best_path, data)
+            self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric)
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> dict[str, Any]:
+        torch = _torch()
+        try:
+            # weights_only=True: a checkpoint is data, never code (CVE-2025-32434 class of attacks).
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise AdapterError(f"{path} is not a readable checkpoint: {exc}") from None
+        if not isinstance(state, dict) or state.get("app") != "vision-platform" or "model" not in state:
+            raise AdapterError(f"{path} is not a Vision Platform timm checkpoint")
+        return state
+
+    def load_checkpoint(self, path: Path, *, trusted: bool = False) -> None:
+        """Load for inference. Safe for any file (weights_only), so ``trusted`` is not needed here."""
+        torch = _torch()
+        timm = _timm()
+        state = self._read_checkpoint(Path(path))
+        if state.get("framework") != "timm":
+            raise AdapterError(f"{path} is a {state.get('framework')} checkpoint, not timm")
+        self.class_names = list(state["class_names"])
+        model = timm.create_model(state["model_name"], pretrained=False, num_classes=len(self.class_names))
+        model.load_state_dict(state["model"])
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device).eval()
+        self.inference_size = int(state["image_size"])
+        self.mean = torch.tensor(state["mean"]).view(1, 3, 1, 1).to(self.device) * 255
+        self.std = torch.tensor(state["std"]).view(1, 3, 1, 1).to(self.device) * 255
+        self.use_cuda = self.device.startswith("cuda")
+
+    def run_inference(self, image: str | Path | bytes, **options: Any) -> dict[str, Any]:
+        import numpy as np
+        from PIL import Image
+
+        from core.datasets.images import MAX_IMAGE_BYTES, check_image_limits
+
+        torch = _torch()
+        top_k = int(options.get("top_k", 5))
+        started = time.perf_counter()
+        if isinstance(image, bytes):
+            if len(image) > MAX_IMAGE_BYTES:
+                raise AdapterError(f"image is {len(image) / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB")
+            pil = Image.open(io.BytesIO(image))
+            width, height = pil.size
+            pil = pil.convert("RGB").resize((self.inference_size, self.inference_size), Image.Resampling.BILINEAR)
+            array = np.asarray(pil, dtype=np.uint8).transpose(2, 0, 1).copy()
+        else:
+            check_image_limits(Path(image))
+            with Image.open(image) as pil_image:
+                width, height = pil_image.size
+            array = _decode_resized(Path(image), self.inference_size)
+        batch = torch.from_numpy(array).unsqueeze(0)
+        with torch.no_grad():
+            probabilities = self.model(self._normalise(batch)).float().softmax(1)[0].cpu()
+        k = min(top_k, len(self.class_names))
+        values, indices = probabilities.topk(k)
+        return {
+            "task": "classify",
+            "inference_time_ms": (time.perf_counter() - started) * 1000,
+            "image_size": [width, height],
+            "top_k": [
+                {"class_id": int(i), "label": self.class_names[int(i)], "confidence": float(v)}
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ],
+            "boxes": [],
+            "masks": [],
+            "keypoints": [],
+        }
+
+
+def _cached_pretrained_file(model_name: str) -> Path | None:
+    """The weights file of ``model_name`` if timm's Hugging Face cache has it (never downloads)."""
+    timm = _timm()
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+    except Exception:
+        return None
+    if cfg is None or not getattr(cfg, "hf_hub_id", None):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    repo_id = cfg.hf_hub_id.split("@")[0]
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo_id, filename)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def _load_state_dict_file(model: Any, path: Path, reporter: Any) -> None:
+    """Load a state dict (safetensors or a torch file with weights_only=True); a classifier of another
+    size is left freshly initialised, so ImageNet weights fine-tune on any number of classes."""
+    torch = _torch()
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise AdapterError(f"{path} cannot be read as a weights file: {exc}") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    own = model.state_dict()
+    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(state) - set(compatible))
+    if not compatible:
+        raise AdapterError(f"{path} holds no weights that fit {type(model).__name__}")
+    model.load_state_dict(compatible, strict=False)
+    if skipped:
+        reporter.log(f"weights loaded from {path.name}; {len(skipped)} tensors of another shape left initialised")

@@ -1,0 +1,139 @@
+"""Worker-side commands (run as subprocesses of the app or the runner; never typed by users).
+
+``worker --run-dir DIR [--resume]``  trains one job: reads ``args.yaml`` and ``job.json`` in DIR,
+    writes protocol events (``core.events``) on stdout, logs on stderr.
+``models FRAMEWORK [PATTERN]``        prints a JSON list of model names (for the GUI's pickers).
+``sysinfo``                           prints JSON: devices (CPU, GPUs with memory), framework versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, load_config
+from core.events import EventWriter
+from core.reporter import JsonLinesReporter
+
+
+def _watch_parent(original_parent: int) -> None:
+    """Die with the supervising process: an orphaned worker would hold the GPU with nobody listening."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != original_parent:
+            os._exit(70)
+
+
+def _apply_offline_env() -> None:
+    # Set before any framework import: a job never waits on the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def run_worker(run_dir: Path, resume: bool) -> int:
+    _apply_offline_env()
+    # Protocol events own stdout; everything else (framework prints, warnings) must go to stderr.
+    event_stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    writer = EventWriter(event_stream)
+    reporter = JsonLinesReporter(writer, stop_file=run_dir / "STOP")
+    # SIGTERM asks for a graceful stop between batches; the runner escalates to SIGKILL if ignored.
+    signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+    from adapters.base import AdapterError
+    from adapters.registry import get_adapter_class
+
+    try:
+        config = load_config(run_dir / "args.yaml")
+        job_info = json.loads((run_dir / "job.json").read_text(encoding="utf-8")) if (run_dir / "job.json").exists() else {}
+        writer.emit("hello", pid=os.getpid(), framework=config.framework, protocol=1)
+        adapter_class = get_adapter_class(config.framework)
+        if config.task not in adapter_class.tasks:
+            raise AdapterError(
+                f"{config.framework} does not support the task {config.task!r} (it supports: {', '.join(adapter_class.tasks)})"
+            )
+        adapter = adapter_class(config, run_dir, reporter, resume=resume, job_id=job_info.get("job_id"),
+                                project_id=job_info.get("project_id"))
+        result = adapter.fit()
+    except (AdapterError, ConfigError) as exc:
+        writer.emit("error", message=str(exc), traceback=None)
+        return 2
+    except Exception as exc:
+        writer.emit("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return 1
+    writer.emit(
+        "done",
+        status=result.status,
+        epochs_completed=result.epochs_completed,
+        best_metric_name=result.best_metric_name,
+        best_metric_value=result.best_metric_value,
+    )
+    return 0
+
+
+def list_models_command(framework: str, pattern: str) -> int:
+    from adapters.registry import get_adapter_class
+
+    adapter_class = get_adapter_class(framework)
+    models = adapter_class.list_models(pattern)
+    payload: dict[str, Any] = {"framework": framework, "tasks": list(adapter_class.tasks), "models": models}
+    print(json.dumps(payload))
+    return 0
+
+
+def sysinfo_command() -> int:
+    info: dict[str, Any] = {"devices": [{"id": "cpu", "name": "CPU", "memory_bytes": None}], "versions": {}}
+    try:
+        import torch
+
+        info["versions"]["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            for index in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(index)
+                info["devices"].append({"id": f"cuda:{index}", "name": props.name, "memory_bytes": props.total_memory})
+    except Exception as exc:  # an app without a working torch still opens
+        info["error"] = f"torch unavailable: {exc}"
+    print(json.dumps(info))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vision-platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker")
+    worker.add_argument("--run-dir", required=True, type=Path)
+    worker.add_argument("--resume", action="store_true")
+    models = sub.add_parser("models")
+    models.add_argument("framework")
+    models.add_argument("pattern", nargs="?", default="*")
+    sub.add_parser("sysinfo")
+    infer = sub.add_parser("infer-worker")
+    infer.add_argument("--framework", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        return run_worker(args.run_dir.resolve(), args.resume)
+    if args.command == "models":
+        return list_models_command(args.framework, args.pattern)
+    if args.command == "sysinfo":
+        return sysinfo_command()
+    if args.command == "infer-worker":
+        from adapters.inference_server import serve
+
+        return serve(args.framework)
+    return 2

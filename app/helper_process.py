@@ -1,0 +1,177 @@
+"""Ask a short-lived helper process for what needs ML frameworks (model lists, GPUs).
+
+The GUI never imports torch/timm/ultralytics: ``vision-platform models FW PATTERN`` and
+``vision-platform sysinfo`` run in a QProcess and print one JSON object. Results are cached for the
+session, so each question costs one subprocess at most.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def helper_command(*args: str) -> tuple[str, list[str]]:
+    """Program and arguments for a ``vision-platform`` sub-command (frozen app or Python install)."""
+    if getattr(sys, "frozen", False):
+        return sys.executable, list(args)
+    return sys.executable, ["-m", "vision_platform", *args]
+
+
+def parse_helper_output(stdout: str) -> dict[str, Any]:
+    """The last line of stdout that is a JSON object (frameworks may print banners before it)."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ValueError("the helper printed no JSON result")
+
+
+class HelperCall(QObject):
+    """One helper subprocess; emits ``succeeded(dict)`` or ``failed(str)`` exactly once."""
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, *args: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.args = args
+        self.process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        # The helper imports our packages even when the app was started from another folder.
+        env.insert("PYTHONPATH", os.pathsep.join(p for p in (str(PROJECT_ROOT), env.value("PYTHONPATH")) if p))
+        env.insert("HF_HUB_OFFLINE", "1")
+        env.insert("YOLO_OFFLINE", "1")
+        self.process.setProcessEnvironment(env)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_error)
+        self._done = False
+
+    def start(self) -> None:
+        program, arguments = helper_command(*self.args)
+        self.process.start(program, arguments)
+
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._finish_failed(f"could not start the helper: {self.process.errorString()}")
+
+    def _on_finished(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
+        stdout = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", errors="replace")
+        stderr = bytes(self.process.readAllStandardError().data()).decode("utf-8", errors="replace")
+        if exit_code == 0:
+            try:
+                payload = parse_helper_output(stdout)
+            except ValueError as exc:
+                self._finish_failed(str(exc))
+                return
+            if not self._done:
+                self._done = True
+                self.succeeded.emit(payload)
+            return
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {exit_code}"
+        self._finish_failed(last)
+
+    def _finish_failed(self, message: str) -> None:
+        if not self._done:
+            self._done = True
+            self.failed.emit(message)
+
+
+class HelperService(QObject):
+    """Session cache of helper answers. Ask with ``request_*``; answers arrive as signals."""
+
+    models_ready = Signal(str, object)  # framework, {"framework", "tasks", "models", ["pretrained"]}
+    models_failed = Signal(str, str)  # framework, message
+    sysinfo_ready = Signal(object)  # {"devices": [...], "versions": {...}}
+    sysinfo_failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._models: dict[str, dict[str, Any]] = {}
+        self._model_errors: dict[str, str] = {}
+        self._sysinfo: dict[str, Any] | None = None
+        self._calls: dict[str, HelperCall] = {}
+
+    # -- cache access -------------------------------------------------------------------------
+    def cached_models(self, framework: str) -> dict[str, Any] | None:
+        return self._models.get(framework)
+
+    def cached_sysinfo(self) -> dict[str, Any] | None:
+        return self._sysinfo
+
+    def prime(self, *, sysinfo: dict[str, Any] | None = None, models: dict[str, dict[str, Any]] | None = None) -> None:
+        """Fill the cache with known answers (a second window in one session, or tests)."""
+        if sysinfo is not None:
+            self._sysinfo = sysinfo
+        for framework, payload in (models or {}).items():
+            self._models[framework] = payload
+
+    # -- requests -----------------------------------------------------------------------------
+    def request_models(self, framework: str) -> None:
+        if framework in self._models:
+            self.models_ready.emit(framework, self._models[framework])
+            return
+        key = f"models:{framework}"
+        if key in self._calls:
+            return
+        call = HelperCall("models", framework, "*", parent=self)
+        call.succeeded.connect(lambda payload, fw=framework: self._on_models(fw, payload))
+        call.failed.connect(lambda message, fw=framework: self._on_models_failed(fw, message))
+        self._calls[key] = call
+        call.start()
+
+    def request_sysinfo(self) -> None:
+        if self._sysinfo is not None:
+            self.sysinfo_ready.emit(self._sysinfo)
+            return
+        if "sysinfo" in self._calls:
+            return
+        call = HelperCall("sysinfo", parent=self)
+        call.succeeded.connect(self._on_sysinfo)
+        call.failed.connect(self._on_sysinfo_failed)
+        self._calls["sysinfo"] = call
+        call.start()
+
+    def shutdown(self) -> None:
+        """Stop helpers still running (the app is quitting)."""
+        for call in list(self._calls.values()):
+            if call.process.state() != QProcess.ProcessState.NotRunning:
+                call.process.kill()
+                call.process.waitForFinished(2000)
+        self._calls.clear()
+
+    def _forget(self, key: str) -> None:
+        call = self._calls.pop(key, None)
+        if call is not None:
+            call.deleteLater()
+
+    def _on_models(self, framework: str, payload: dict[str, Any]) -> None:
+        self._forget(f"models:{framework}")
+        self._models[framework] = payload
+        self.models_ready.emit(framework, payload)
+
+    def _on_models_failed(self, framework: str, message: str) -> None:
+        self._forget(f"models:{framework}")
+        self._model_errors[framework] = message
+        self.models_failed.emit(framework, message)
+
+    def _on_sysinfo(self, payload: dict[str, Any]) -> None:
+        self._forget("sysinfo")
+        self._sysinfo = payload
+        self.sysinfo_ready.emit(payload)
+
+    def _on_sysinfo_failed(self, message: str) -> None:
+        self._forget("sysinfo")
+        self.sysinfo_failed.emit(message)

@@ -1,0 +1,64 @@
+"""What the window is looking at: the current project and the opened dataset.
+
+Pages never talk to each other; they read and change this object and react to its signals
+(``_on_<thing>_change`` handlers), so a page can be added or replaced without touching the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from core.dataset_store import DatasetInfo
+from core.db.engine import Store
+from core.settings import Settings
+
+
+@dataclass
+class LoadedDataset:
+    """A registered dataset with its index (``core.datasets.model.DatasetIndex``) in memory."""
+
+    info: DatasetInfo
+    index: Any
+    findings: list[Any] = field(default_factory=list)  # index findings + health check
+
+
+class AppState(QObject):
+    project_change = Signal(int)
+    dataset_change = Signal(object)  # LoadedDataset | None
+    datasets_list_change = Signal()  # a dataset was added, removed or renamed
+    jobs_change = Signal()  # a job was queued (the Jobs page refreshes anyway; this is for speed)
+    settings_change = Signal(object)  # Settings
+    page_request = Signal(str)  # "datasets" | "train" | "jobs" | "inference"
+
+    def __init__(self, store: Store, settings: Settings, project_id: int) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings
+        self._project_id = project_id
+        self._dataset: LoadedDataset | None = None
+
+    @property
+    def project_id(self) -> int:
+        return self._project_id
+
+    def set_project(self, project_id: int) -> None:
+        if project_id != self._project_id:
+            self._project_id = project_id
+            self.set_dataset(None)
+            self.project_change.emit(project_id)
+
+    @property
+    def dataset(self) -> LoadedDataset | None:
+        return self._dataset
+
+    def set_dataset(self, dataset: LoadedDataset | None) -> None:
+        self._dataset = dataset
+        self.dataset_change.emit(dataset)
+
+    def set_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.save(self.store)
+        self.settings_change.emit(settings)

@@ -1,0 +1,1 @@
+"""Reusable widgets (each takes a model and reacts to its signals)."""

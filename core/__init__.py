@@ -1,0 +1,1 @@
+"""Vision Platform domain logic. Never imports Qt or an ML framework at module level."""

@@ -1,0 +1,269 @@
+"""Headless command line: ``vision-platform train|jobs|show|cancel|resume|extend|dataset|…``.
+
+Every GUI action has a twin here, using the same config YAML. (The GUI itself and the worker
+sub-commands are dispatched by ``vision_platform.launcher``.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, load_config
+from core.db.engine import Store, open_store
+from core.jobs import store as job_store
+
+
+def _store() -> Store:
+    store = open_store()
+    job_store.reconcile_orphaned_jobs(store)
+    return store
+
+
+# ---------------------------------------------------------------------------------------- train
+class _ProgressPrinter:
+    """A one-line progress bar on a terminal; plain lines when piped (CI logs, files)."""
+
+    def __init__(self, stream: Any = sys.stdout) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.lock = threading.Lock()
+        self.last_line_len = 0
+
+    def _bar(self, fraction: float, width: int = 30) -> str:
+        filled = int(round(width * max(0.0, min(1.0, fraction))))
+        return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+    def __call__(self, job_id: int, event: dict[str, Any]) -> None:
+        with self.lock:
+            kind = event.get("type")
+            if kind == "progress" and self.tty:
+                steps = event.get("steps") or 1
+                line = f"epoch {event['epoch']}/{event['epochs']} {self._bar(event['step'] / steps)} {event['step']}/{steps}"
+                self.stream.write("\r" + line.ljust(self.last_line_len))
+                self.last_line_len = len(line)
+                self.stream.flush()
+            elif kind == "metrics" and event.get("kind") == "epoch":
+                values = "  ".join(f"{k}={v:.4g}" for k, v in sorted(event["values"].items()))
+                self._line(f"epoch {event['epoch']}: {values}")
+            elif kind == "status":
+                self._line(f"{event.get('state')}: {event.get('message', '')}")
+            elif kind == "warning":
+                where = f" ({event['path']})" if event.get("path") else ""
+                self._line(f"warning: {event.get('message')}{where}")
+            elif kind == "checkpoint":
+                self._line(f"saved {event['kind']}.pt (epoch {event['epoch']})")
+            elif kind == "log":
+                self._line(str(event.get("message")))
+
+    def _line(self, text: str) -> None:
+        if self.tty and self.last_line_len:
+            self.stream.write("\r" + " " * self.last_line_len + "\r")
+            self.last_line_len = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def run_job_in_foreground(store: Store, job_id: int) -> str:
+    """Run one queued job here, printing progress; Ctrl+C asks the worker to stop gracefully."""
+    from core.jobs.queue import default_listeners
+    from core.jobs.runner import JobRunner
+
+    listeners = default_listeners(store)
+    runner = JobRunner(store, listeners=listeners, on_event=_ProgressPrinter())
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        print("\nstopping… (the current batch finishes, last.pt is kept)", file=sys.stderr)
+        job_store.stop_file_for(job_id).touch()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        status = runner.run(job_id)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for listener in listeners:
+            try:
+                listener.close(10.0)
+            except Exception:
+                logging.getLogger(__name__).exception("listener close failed")
+    return status
+
+
+def _report_end(store: Store, job_id: int, status: str) -> int:
+    job = job_store.get_job(store, job_id)
+    print(f"job {job_id} {status}", end="")
+    if job.best_metric_name and job.best_metric_value is not None:
+        print(f" — best {job.best_metric_name} = {job.best_metric_value:.4f}", end="")
+    print()
+    if status == "failed":
+        print(f"error: {job.error_message}", file=sys.stderr)
+        if job.error_traceback:
+            print(job.error_traceback, file=sys.stderr)
+        print(f"log: {Path(job.output_dir or '') / 'worker.log'}", file=sys.stderr)
+    return 0 if status == "completed" else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.jobs.preflight import preflight
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = preflight(config)
+    for problem in problems:
+        print(f"{problem.severity}: {problem.message}", file=sys.stderr)
+    if any(p.severity == "error" for p in problems):
+        return 2
+    store = _store()
+    job_id = job_store.create_job(store, config)
+    print(f"job {job_id}: {config.display_name()} ({config.framework}/{config.model}), run dir {job_store.get_job(store, job_id).output_dir}")
+    status = run_job_in_foreground(store, job_id)
+    return _report_end(store, job_id, status)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        job_store.requeue_for_resume(store, args.job_id, extra_epochs=getattr(args, "epochs", 0) or 0)
+    except job_store.JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = run_job_in_foreground(store, args.job_id)
+    return _report_end(store, args.job_id, status)
+
+
+# ---------------------------------------------------------------------------------------- inspect
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    store = _store()
+    jobs = job_store.list_jobs(store)
+    if args.json:
+        print(json.dumps([{"id": j.id, "name": j.name, "status": j.status, "epoch": j.current_epoch,
+                           "epochs": j.epochs, "best_metric": j.best_metric_value} for j in jobs]))
+        return 0
+    header = f"{'ID':>4}  {'STATUS':<11}  {'EPOCH':>7}  {'BEST':>18}  {'FRAMEWORK/MODEL':<28}  NAME"
+    print(header)
+    for job in jobs:
+        epoch = f"{job.current_epoch or 0}/{job.epochs or '?'}"
+        best = f"{job.best_metric_name}={job.best_metric_value:.3f}" if job.best_metric_value is not None else ""
+        print(f"{job.id:>4}  {job.status:<11}  {epoch:>7}  {best:>18}  {(job.framework + '/' + job.model_name)[:28]:<28}  {job.name or ''}")
+    if not jobs:
+        print("(no jobs yet — run `vision-platform train CONFIG.yaml`)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        job = job_store.get_job(store, args.job_id)
+    except job_store.JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Job {job.id}: {job.name}")
+    print(f"  status      {job.status}" + (f" — {job.error_message}" if job.error_message else ""))
+    print(f"  started     {job.started_at or ''}   finished {job.completed_at or ''}   "
+          f"duration {job_store.format_duration(job.started_at, job.completed_at)}")
+    print(f"  run dir     {job.output_dir}")
+    print(f"  mlflow run  {job.mlflow_run_id or ''}")
+    print("\nConfig:")
+    for line in (job.config_yaml or "").splitlines():
+        print(f"  {line}")
+    rows = job_store.metric_rows(store, job.id, kind="epoch")
+    print("\nMetrics per epoch:")
+    names = sorted({name for row in rows for name in job_store.metric_values(row)})
+    if rows:
+        print("  " + f"{'epoch':>5}  " + "  ".join(f"{n:>14}" for n in names))
+        for row in rows:
+            values = job_store.metric_values(row)
+            print("  " + f"{row.epoch:>5}  " + "  ".join(f"{_fmt(values.get(n)):>14}" for n in names))
+    else:
+        print("  (none yet)")
+    print("\nCheckpoints:")
+    for ckpt in job_store.checkpoints(store, job.id):
+        size = f"{(ckpt.size_bytes or 0) / 1e6:.1f} MB"
+        print(f"  {ckpt.kind:<5} epoch {ckpt.epoch}  {ckpt.metric_name}={_fmt(ckpt.metric_value)}  {size}  "
+              f"sha256 {(ckpt.sha256 or '')[:12]}  {ckpt.sync_state}  {ckpt.path}" + (f"  {ckpt.r2_url}" if ckpt.r2_url else ""))
+    if job.error_traceback:
+        print("\nError details:\n" + job.error_traceback)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        outcome = job_store.request_cancel(store, args.job_id)
+    except job_store.JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if outcome == "cancelled":
+        print(f"job {args.job_id} cancelled")
+        return 0
+    print(f"job {args.job_id}: stop requested; waiting for the worker to finish its batch…")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        job = job_store.get_job(store, args.job_id)
+        if job.status != "running":
+            print(f"job {args.job_id} {job.status}")
+            return 0
+        time.sleep(0.5)
+    print("still stopping; the runner escalates to SIGTERM/SIGKILL after its grace period")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vision-platform", description="Train and test vision models offline.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="queue and run a job from a config YAML, showing progress")
+    train.add_argument("config", type=Path)
+    train.set_defaults(handler=cmd_train)
+
+    jobs = sub.add_parser("jobs", help="list jobs with status, epoch and best metric")
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(handler=cmd_jobs)
+
+    show = sub.add_parser("show", help="a job's config, metrics per epoch and checkpoints")
+    show.add_argument("job_id", type=int)
+    show.set_defaults(handler=cmd_show)
+
+    cancel = sub.add_parser("cancel", help="stop a queued or running job")
+    cancel.add_argument("job_id", type=int)
+    cancel.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to stop")
+    cancel.set_defaults(handler=cmd_cancel)
+
+    resume = sub.add_parser("resume", help="continue an interrupted, failed or cancelled job from last.pt")
+    resume.add_argument("job_id", type=int)
+    resume.set_defaults(handler=cmd_resume)
+
+    extend = sub.add_parser("extend", help="train a finished job for N more epochs from last.pt")
+    extend.add_argument("job_id", type=int)
+    extend.add_argument("--epochs", type=int, required=True)
+    extend.set_defaults(handler=cmd_resume)
+
+    from core.datasets.cli import register as register_dataset
+
+    register_dataset(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = args.handler
+    result: int = handler(args)
+    return result

@@ -1,0 +1,148 @@
+"""The dataset health report shown by the GUI and CLI and run by the job runner before training.
+
+Shallow checks use only what indexing already read (headers, annotations) and cost microseconds per
+image; ``deep`` decodes every image to catch truncated files; ``duplicates`` hashes file contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from core.datasets.errors import DatasetError
+from core.datasets.images import expected_format, limit_problem, load_image_rgb
+from core.datasets.model import DatasetIndex, Finding, ImageRecord
+
+_EDGE_TOLERANCE = 1.0  # px: annotation tools put corners on the last pixel's far edge
+
+
+def _record_findings(index: DatasetIndex, record: ImageRecord, known: set[str], keypoints: set[str]) -> list[Finding]:
+    found: list[Finding] = []
+    rel = record.rel
+    if record.header_error is not None:
+        found.append(Finding("error", "corrupt_image", rel, f"unreadable image: {record.header_error}"))
+    else:
+        problem = limit_problem(record.size_bytes, record.width, record.height)
+        if problem is not None:
+            found.append(Finding("error", "image_too_large", rel, problem))
+        expected = expected_format(rel)
+        if expected is not None and record.format is not None and record.format != expected:
+            found.append(
+                Finding("warning", "wrong_extension", rel, f"file is {record.format} but named {Path(rel).suffix}")
+            )
+    if not record.labels and not record.shapes:
+        found.append(Finding("warning", "no_annotation", rel, "image has no annotation"))
+    where = record.annotation_path.relative_to(index.root).as_posix() if _under(record.annotation_path, index.root) else rel
+    for label in record.labels:
+        if label not in known:
+            found.append(Finding("error", "unknown_label", where, f"label '{label}' is not in the class list"))
+    width, height = record.width, record.height
+    for shape in record.shapes:
+        if shape.label not in known and shape.label not in keypoints:
+            found.append(Finding("error", "unknown_label", where, f"label '{shape.label}' is not in the class list"))
+        if shape.shape_type == "point":
+            if width is not None and height is not None:
+                x, y = shape.points[0]
+                if not (0 <= x <= width and 0 <= y <= height):
+                    found.append(
+                        Finding("warning", "point_outside_image", where, f"point '{shape.label}' at ({x:.1f}, {y:.1f}) is outside the image")
+                    )
+            continue
+        x1, y1, x2, y2 = shape.bbox()
+        if x2 - x1 <= 0 or y2 - y1 <= 0:
+            found.append(
+                Finding(
+                    "warning",
+                    "zero_area_box",
+                    where,
+                    f"{shape.shape_type} '{shape.label}' has zero area ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})",
+                )
+            )
+            continue
+        if width is not None and height is not None:
+            tol = _EDGE_TOLERANCE
+            if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
+                inside_w = min(x2, width) - max(x1, 0)
+                inside_h = min(y2, height) - max(y1, 0)
+                fully_out = inside_w <= 0 or inside_h <= 0
+                found.append(
+                    Finding(
+                        "error" if fully_out else "warning",
+                        "box_outside_image",
+                        where,
+                        f"{shape.shape_type} '{shape.label}' ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is "
+                        f"{'entirely ' if fully_out else ''}outside the {width}x{height} image"
+                        + ("" if fully_out else " (it will be clipped)"),
+                    )
+                )
+    return found
+
+
+def _under(path: Path | None, root: Path) -> bool:
+    if path is None:
+        return False
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _decode_problem(record: ImageRecord) -> Finding | None:
+    try:
+        load_image_rgb(record.path)
+    except DatasetError as exc:
+        return Finding("error", "corrupt_image", record.rel, str(exc).split(": ", 1)[-1])
+    return None
+
+
+def _file_hash(path: Path) -> str | None:
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1024 * 1024):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def check_health(index: DatasetIndex, *, deep: bool = False, duplicates: bool = False) -> list[Finding]:
+    """The reader's findings plus per-image checks; each finding names the file it concerns."""
+    findings = list(index.findings)
+    known = set(index.class_names)
+    keypoints = set(index.keypoint_names)
+    for record in index.images:
+        findings.extend(_record_findings(index, record, known, keypoints))
+
+    if deep:
+        candidates = [r for r in index.images if r.header_error is None and limit_problem(r.size_bytes, r.width, r.height) is None]
+        # Pillow releases the GIL while decoding, so threads use both cores.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            findings.extend(f for f in pool.map(_decode_problem, candidates) if f is not None)
+
+    if duplicates:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            hashes = list(pool.map(_file_hash, [r.path for r in index.images]))
+        first_by_hash: dict[str, str] = {}
+        for record, digest in zip(index.images, hashes, strict=True):
+            if digest is None:
+                continue
+            original = first_by_hash.setdefault(digest, record.rel)
+            if original != record.rel:
+                findings.append(
+                    Finding("warning", "duplicate_image", record.rel, f"same content as {original}")
+                )
+
+    if not any(r.header_error is None for r in index.images):
+        findings.append(Finding("error", "no_valid_images", str(index.root), "the dataset has no readable image"))
+    return findings
+
+
+def summarize(findings: list[Finding]) -> dict[str, int]:
+    """Count of findings per severity (for a one-line summary)."""
+    summary = {"error": 0, "warning": 0, "info": 0}
+    for finding in findings:
+        summary[finding.severity] = summary.get(finding.severity, 0) + 1
+    return summary

@@ -1,0 +1,211 @@
+"""Train/val splits: stratified, random, sequential and predefined (seed section 6).
+
+Reproducible everywhere: records are sorted by their relative path before anything random happens
+and every random choice comes from ``random.Random`` seeded with the user's seed (string seeds are
+hashed with SHA-512 by ``random``, not with Python's per-process hash), so neither PYTHONHASHSEED
+nor the order a filesystem lists files changes the result.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.datasets.common import inside
+from core.datasets.errors import DatasetError
+from core.datasets.model import DatasetIndex, ImageRecord
+
+STRATEGIES = ("stratified", "random", "sequential", "predefined")
+BACKGROUND = "(no annotation)"  # the stratum of images without any class
+
+
+@dataclass
+class SplitResult:
+    train: list[ImageRecord]
+    val: list[ImageRecord]
+    warnings: list[str] = field(default_factory=list)
+    strategy: str = "stratified"
+
+    def split_of(self) -> dict[str, str]:
+        """rel → "train" | "val"."""
+        result = {record.rel: "train" for record in self.train}
+        result.update({record.rel: "val" for record in self.val})
+        return result
+
+    def class_counts(self, class_names: list[str]) -> dict[str, dict[str, int]]:
+        """{class: {"train": images, "val": images}} (an image counts once per class it carries)."""
+        counts = {name: {"train": 0, "val": 0} for name in class_names}
+        for split, records in (("train", self.train), ("val", self.val)):
+            for record in records:
+                for name in record.class_names():
+                    counts.setdefault(name, {"train": 0, "val": 0})[split] += 1
+        return counts
+
+
+def _n_val(count: int, ratio: float) -> int:
+    # Round half up (Python's round() rounds half to even) and keep at least one on each side.
+    n_val = int(count * (1 - ratio) + 0.5)
+    return min(max(n_val, 1), count - 1)
+
+
+def _strata(records: list[ImageRecord], stratify_by: str) -> dict[str, list[ImageRecord]]:
+    """Each image's stratum: its class for classification; for detection its rarest or dominant class."""
+    image_counts: Counter[str] = Counter()
+    for record in records:
+        image_counts.update(record.class_names())
+    groups: dict[str, list[ImageRecord]] = {}
+    for record in records:
+        names = record.class_names()
+        if not names:
+            key = BACKGROUND
+        elif record.labels:
+            key = min(record.labels, key=lambda n: (image_counts[n], n))
+        elif stratify_by == "dominant":
+            shapes = Counter(shape.label for shape in record.shapes)
+            key = min(shapes, key=lambda n: (-shapes[n], image_counts[n], n))
+        else:
+            key = min(names, key=lambda n: (image_counts[n], n))
+        groups.setdefault(key, []).append(record)
+    return groups
+
+
+def _read_split_file(split_file: str | Path, records: list[ImageRecord]) -> tuple[set[str], list[str]]:
+    """rels of the images a train.txt lists (by relative path, absolute path or file name)."""
+    path = Path(split_file)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the split file ({exc})") from exc
+    by_rel = {record.rel: record.rel for record in records}
+    by_abs = {str(record.path): record.rel for record in records}
+    by_name: dict[str, str | None] = {}
+    for record in records:
+        name = record.rel.rsplit("/", 1)[-1]
+        by_name[name] = None if name in by_name else record.rel  # None: ambiguous file name
+    chosen: set[str] = set()
+    unknown: list[str] = []
+    for line in lines:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        rel = by_abs.get(entry) or by_rel.get(inside(entry) or "") or by_name.get(entry.replace("\\", "/").rsplit("/", 1)[-1])
+        if rel is None:
+            unknown.append(entry)
+        else:
+            chosen.add(rel)
+    warnings = []
+    if unknown:
+        warnings.append(
+            f"{path}: {len(unknown)} listed image(s) not in the dataset, e.g. {', '.join(unknown[:3])}"
+        )
+    if not chosen:
+        raise DatasetError(f"{path}: the split file lists none of the dataset's images")
+    return chosen, warnings
+
+
+def split_dataset(
+    index: DatasetIndex,
+    strategy: str = "stratified",
+    ratio: float = 0.8,
+    seed: int = 42,
+    split_file: str | Path | None = None,
+    *,
+    stratify_by: str = "rarest",
+) -> SplitResult:
+    """Split the index's images into train and val.
+
+    ``ratio`` is the train fraction. ``split_file`` (a train.txt) or strategy "predefined" uses the
+    dataset's own split. Classes with fewer than two images stay in train, with a warning naming
+    them. Raises DatasetError when the val (or train) set would be empty.
+    """
+    if strategy not in STRATEGIES:
+        raise DatasetError(f"{index.root}: unknown split strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
+    if stratify_by not in ("rarest", "dominant"):
+        raise DatasetError(f"{index.root}: stratify_by must be 'rarest' or 'dominant', not {stratify_by!r}")
+    records = sorted(index.images, key=lambda r: r.rel)
+    warnings: list[str] = []
+    train: list[ImageRecord] = []
+    val: list[ImageRecord] = []
+    if split_file is not None:
+        strategy = "predefined"
+        chosen, warnings = _read_split_file(split_file, records)
+        train = [r for r in records if r.rel in chosen]
+        val = [r for r in records if r.rel not in chosen]
+    elif strategy == "predefined":
+        if not index.has_predefined_split:
+            raise DatasetError(
+                f"{index.root}: strategy 'predefined' needs train/val folders or a split file; this dataset has neither"
+            )
+        train = [r for r in records if r.split in (None, "train")]
+        val = [r for r in records if r.split == "val"]
+        unassigned = sum(1 for r in records if r.split is None)
+        if unassigned:
+            warnings.append(f"{unassigned} image(s) outside the train/val folders were put in train")
+        test = [r for r in records if r.split == "test"]
+        if test and not val:
+            val = test
+            warnings.append(f"no val split: the {len(test)} test image(s) are used for validation")
+        elif test:
+            warnings.append(f"{len(test)} test image(s) are not used for training or validation")
+    else:
+        if not 0 < ratio < 1:
+            raise DatasetError(f"{index.root}: split ratio must be between 0 and 1 (exclusive), not {ratio}")
+        if strategy == "sequential":
+            n_val = _n_val(len(records), ratio) if len(records) >= 2 else 0
+            train, val = records[: len(records) - n_val], records[len(records) - n_val :]
+        elif strategy == "random":
+            shuffled = list(records)
+            random.Random(f"{seed}:random").shuffle(shuffled)
+            n_val = _n_val(len(shuffled), ratio) if len(shuffled) >= 2 else 0
+            train, val = shuffled[n_val:], shuffled[:n_val]
+        else:
+            train, val = _stratified(index, records, ratio, seed, stratify_by, warnings)
+
+    if not val:
+        raise DatasetError(
+            f"{index.root}: the validation set is empty ({len(train)} image(s) in train, strategy {strategy}); "
+            "add images, lower the ratio or provide val images"
+        )
+    if not train:
+        raise DatasetError(f"{index.root}: the training set is empty ({len(val)} image(s) in val, strategy {strategy})")
+    return SplitResult(
+        train=sorted(train, key=lambda r: r.rel),
+        val=sorted(val, key=lambda r: r.rel),
+        warnings=warnings,
+        strategy=strategy,
+    )
+
+
+def _stratified(
+    index: DatasetIndex,
+    records: list[ImageRecord],
+    ratio: float,
+    seed: int,
+    stratify_by: str,
+    warnings: list[str],
+) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    train: list[ImageRecord] = []
+    val: list[ImageRecord] = []
+    too_small: list[str] = []
+    for key, members in sorted(_strata(records, stratify_by).items()):
+        if len(members) < 2:
+            too_small.append(f"'{key}' ({len(members)} image)")
+            train.extend(members)
+            continue
+        shuffled = list(members)
+        # One generator per stratum: adding a class never reshuffles the others.
+        random.Random(f"{seed}:{key}").shuffle(shuffled)
+        n_val = _n_val(len(shuffled), ratio)
+        val.extend(shuffled[:n_val])
+        train.extend(shuffled[n_val:])
+    if too_small:
+        warnings.append(
+            f"too few images to split, kept in train only (no validation for them): {', '.join(too_small)}"
+        )
+    present = set(Counter(name for r in records for name in r.class_names()))
+    empty = [name for name in index.class_names if name not in present]
+    if empty:
+        warnings.append(f"classes without any image: {', '.join(empty)}")
+    return train, val

@@ -1,0 +1,75 @@
+"""The worker event protocol, version 1.
+
+A training worker writes one JSON object per line on stdout and nothing else there (its logging
+goes to stderr, which the runner appends to the job's ``worker.log``). Every event has:
+
+    {"v": 1, "type": <type>, "t": <unix time, float>, ...fields}
+
+Types and their fields:
+
+``hello``       pid, framework, protocol (= 1) — first line, before any work.
+``status``      state ("preparing" | "training" | "validating" | "saving"), message.
+``progress``    epoch (1-based), epochs, step (1-based within the epoch), steps (per epoch, may be null).
+``metrics``     kind ("step" | "epoch"), epoch, step (global step or null), values {name: float}.
+                Names follow the seed: "train/loss", "val/loss", "val/accuracy", "val/top5",
+                "lr", "val/map50" …; "loss", "accuracy" and "lr" fill the seed's own columns.
+``checkpoint``  kind ("best" | "last"), path, epoch, sha256, size, metric_name, metric_value.
+``artifact``    kind ("plot" | "confusion_matrix" | "results" | …), path.
+``warning``     message, optional path (a file that was skipped, for example).
+``log``         level, message.
+``error``       message, traceback — the job failed; a ``done`` follows only if the worker can.
+``done``        status ("completed" | "cancelled"), epochs_completed, best_metric_name, best_metric_value.
+
+The stream ends at ``done``. A worker that exits without ``done`` has crashed: the runner records
+its exit status and the tail of its log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import IO, Any
+
+PROTOCOL_VERSION = 1
+EVENT_TYPES = frozenset(
+    {"hello", "status", "progress", "metrics", "checkpoint", "artifact", "warning", "log", "error", "done"}
+)
+
+
+class ProtocolError(ValueError):
+    pass
+
+
+def encode_event(event_type: str, **fields: Any) -> str:
+    if event_type not in EVENT_TYPES:
+        raise ProtocolError(f"unknown event type {event_type!r}")
+    payload = {"v": PROTOCOL_VERSION, "type": event_type, "t": time.time(), **fields}
+    return json.dumps(payload, separators=(",", ":"), allow_nan=True)
+
+
+def decode_event(line: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not a JSON event: {line[:200]!r}") from exc
+    if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+        raise ProtocolError(f"not a worker event: {line[:200]!r}")
+    if event.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"worker speaks protocol v{event.get('v')}, runner speaks v{PROTOCOL_VERSION}")
+    return event
+
+
+class EventWriter:
+    """Writes events to a text stream, one per line, flushed, thread-safe."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self._lock = threading.Lock()
+
+    def emit(self, event_type: str, **fields: Any) -> None:
+        line = encode_event(event_type, **fields)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()

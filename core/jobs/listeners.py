@@ -1,0 +1,34 @@
+"""Runner listeners: how tracking (MLflow) and storage sync (R2/S3) hear about a job.
+
+The runner calls listeners from its persistence thread, never from the worker: a listener must return
+quickly (queue the work and do it on its own thread) and must never raise into the runner — a broken
+tracking server or bucket may not fail or slow a training job. Failures are logged by the listener.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class JobListener(Protocol):
+    def on_job_start(self, job_id: int) -> None:
+        """The worker is starting (the job row is ``running``; its config is in ``config_yaml``)."""
+
+    def on_events(self, job_id: int, events: list[dict[str, Any]]) -> None:
+        """A batch of worker events (see ``core.events``), already persisted to SQLite."""
+
+    def on_job_end(self, job_id: int, status: str) -> None:
+        """The job reached a final state: completed | failed | cancelled | interrupted."""
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush queued work (bounded by ``timeout``) and stop background threads."""
+
+
+def call_safely(listener: object, method: str, *args: Any) -> None:
+    try:
+        getattr(listener, method)(*args)
+    except Exception:  # a listener may never break a job
+        log.exception("listener %s.%s failed", type(listener).__name__, method)

@@ -1,0 +1,279 @@
+"""Job rows: create, query and move between states.
+
+States: pending → queued → running → completed | failed | cancelled | interrupted.
+``interrupted`` means the supervising process vanished while the job ran (app killed, power cut);
+``failed`` means the worker itself died or reported an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import delete, func, select, update
+
+from core import paths
+from core.config import JobConfig, config_from_dict
+from core.db.engine import Store
+from core.db.models import Checkpoint, Project, TrainingJob, TrainingMetric, User, utcnow
+from core.jobs import FINAL_STATES
+
+SEED_COLUMNS = {"loss": "loss", "train/loss": "loss", "accuracy": "accuracy", "val/accuracy": "accuracy", "lr": "learning_rate"}
+
+
+class JobError(ValueError):
+    pass
+
+
+def project_id_for(store: Store, name: str) -> int:
+    """The project with this name, created if missing."""
+    with store.write() as session:
+        project = session.scalars(select(Project).where(Project.name == name)).first()
+        if project is None:
+            user_id = session.scalars(select(User.id).order_by(User.id)).first()
+            project = Project(user_id=user_id, name=name)
+            session.add(project)
+            session.flush()
+        return project.id
+
+
+def create_job(store: Store, config: JobConfig, *, status: str = "queued", project_id: int | None = None,
+               dataset_id: int | None = None) -> int:
+    """Insert a job row for ``config`` (validated) and create its run directory."""
+    pid = project_id if project_id is not None else project_id_for(store, config.project)
+    with store.write() as session:
+        user_id = session.scalars(select(User.id).order_by(User.id)).first()
+        job = TrainingJob(
+            project_id=pid,
+            user_id=user_id,
+            name=config.display_name(),
+            framework=config.framework,
+            model_name=config.model,
+            task_type=config.task,
+            dataset_path=config.dataset,
+            dataset_format=config.dataset_format,
+            dataset_id=dataset_id,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            status=status,
+            config_yaml=config.to_yaml(),
+            created_at=utcnow(),
+            queued_at=utcnow() if status == "queued" else None,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+        run_dir = paths.job_dir(job_id)
+        job.output_dir = str(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return job_id
+
+
+def job_config(job: TrainingJob) -> JobConfig:
+    import yaml
+
+    return config_from_dict(yaml.safe_load(job.config_yaml or "{}"), source=f"job {job.id}")
+
+
+def get_job(store: Store, job_id: int) -> TrainingJob:
+    with store.read() as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise JobError(f"no job with id {job_id}")
+        session.expunge(job)
+        return job
+
+
+def list_jobs(store: Store, project_id: int | None = None) -> list[TrainingJob]:
+    with store.read() as session:
+        query = select(TrainingJob).order_by(TrainingJob.id.desc())
+        if project_id is not None:
+            query = query.where(TrainingJob.project_id == project_id)
+        jobs = list(session.scalars(query))
+        for job in jobs:
+            session.expunge(job)
+        return jobs
+
+
+def update_job(store: Store, job_id: int, **values: Any) -> None:
+    with store.write() as session:
+        session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(**values))
+
+
+def next_queued_job(store: Store) -> int | None:
+    with store.read() as session:
+        return session.scalars(
+            select(TrainingJob.id).where(TrainingJob.status == "queued").order_by(TrainingJob.queued_at, TrainingJob.id)
+        ).first()
+
+
+def claim_job(store: Store, job_id: int) -> bool:
+    """Atomically move a queued job to running for this process. False if someone else took it."""
+    me = psutil.Process(os.getpid())
+    with store.write() as session:
+        result = session.execute(
+            update(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.status == "queued")
+            .values(
+                status="running",
+                started_at=utcnow(),
+                completed_at=None,
+                error_message=None,
+                error_traceback=None,
+                exit_code=None,
+                runner_pid=me.pid,
+                runner_started=me.create_time(),
+                cancel_requested=False,
+            )
+        )
+        return bool(result.rowcount)
+
+
+def finish_job(store: Store, job_id: int, status: str, *, error: str | None = None, traceback: str | None = None,
+               exit_code: int | None = None) -> None:
+    assert status in FINAL_STATES, status
+    update_job(
+        store,
+        job_id,
+        status=status,
+        completed_at=utcnow(),
+        error_message=error,
+        error_traceback=traceback,
+        exit_code=exit_code,
+        worker_pid=None,
+        resume_requested=False,
+    )
+
+
+def request_cancel(store: Store, job_id: int) -> str:
+    """Ask a job to stop. Queued jobs are cancelled at once; running ones get a stop file + flag."""
+    job = get_job(store, job_id)
+    if job.status in ("queued", "pending"):
+        finish_job(store, job_id, "cancelled", error="Cancelled before it started")
+        return "cancelled"
+    if job.status != "running":
+        raise JobError(f"job {job_id} is {job.status}; only queued or running jobs can be cancelled")
+    update_job(store, job_id, cancel_requested=True)
+    stop_file_for(job_id).touch()
+    return "stopping"
+
+
+def stop_file_for(job_id: int) -> Path:
+    run_dir = paths.job_dir(job_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir / "STOP"
+
+
+def requeue_for_resume(store: Store, job_id: int, *, extra_epochs: int = 0) -> None:
+    """Queue a stopped job again; its worker resumes from last.pt. ``extra_epochs`` extends the run."""
+    job = get_job(store, job_id)
+    if job.status in ("queued", "running"):
+        raise JobError(f"job {job_id} is {job.status}; it cannot be resumed now")
+    last = latest_checkpoint(store, job_id, "last")
+    if last is None or not Path(last.path).is_file():
+        raise JobError(f"job {job_id} has no last.pt checkpoint to resume from")
+    if job.status == "completed" and extra_epochs <= 0:
+        raise JobError(f"job {job_id} completed all its epochs; extend it by N epochs instead of resuming")
+    config = job_config(job)
+    values: dict[str, Any] = {"status": "queued", "queued_at": utcnow(), "resume_requested": True,
+                              "completed_at": None, "error_message": None, "error_traceback": None}
+    if extra_epochs:
+        config = config.model_copy(update={"epochs": config.epochs + extra_epochs})
+        values.update(epochs=config.epochs, config_yaml=config.to_yaml())
+    stop_file_for(job_id).unlink(missing_ok=True)
+    update_job(store, job_id, **values)
+
+
+def latest_checkpoint(store: Store, job_id: int, kind: str) -> Checkpoint | None:
+    with store.read() as session:
+        row = session.scalars(
+            select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == kind).order_by(Checkpoint.id.desc())
+        ).first()
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def checkpoints(store: Store, job_id: int) -> list[Checkpoint]:
+    with store.read() as session:
+        rows = list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.kind)))
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[TrainingMetric]:
+    with store.read() as session:
+        query = select(TrainingMetric).where(TrainingMetric.job_id == job_id)
+        if kind:
+            query = query.where(TrainingMetric.kind == kind)
+        rows = list(session.scalars(query.order_by(TrainingMetric.id)))
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def metric_values(row: TrainingMetric) -> dict[str, float]:
+    """All named values of one metric row (seed columns folded back under their names)."""
+    values: dict[str, float] = json.loads(row.extra_metrics) if row.extra_metrics else {}
+    return values
+
+
+def drop_metrics_from_epoch(store: Store, job_id: int, epoch: int) -> None:
+    """Resuming re-runs ``epoch``: its partial rows go so no epoch appears twice."""
+    with store.write() as session:
+        session.execute(delete(TrainingMetric).where(TrainingMetric.job_id == job_id, TrainingMetric.epoch >= epoch))
+
+
+def metric_count(store: Store, job_id: int) -> int:
+    with store.read() as session:
+        return int(session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.job_id == job_id)) or 0)
+
+
+def _runner_alive(pid: int | None, started: float | None) -> bool:
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        # A recycled PID has a different start time.
+        return started is None or abs(process.create_time() - started) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def reconcile_orphaned_jobs(store: Store) -> list[int]:
+    """On start-up: jobs marked running whose supervising process is gone become ``interrupted``."""
+    orphaned: list[int] = []
+    with store.read() as session:
+        rows = session.execute(
+            select(TrainingJob.id, TrainingJob.runner_pid, TrainingJob.runner_started, TrainingJob.worker_pid)
+            .where(TrainingJob.status == "running")
+        ).all()
+    for job_id, runner_pid, runner_started, worker_pid in rows:
+        if _runner_alive(runner_pid, runner_started):
+            continue
+        if worker_pid:
+            # The worker should have died with its runner; make sure.
+            try:
+                psutil.Process(worker_pid).kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        finish_job(store, job_id, "interrupted", error="The app stopped while this job was running; resume it to continue")
+        orphaned.append(job_id)
+    return orphaned
+
+
+def format_duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return ""
+    seconds = int(((end or utcnow()) - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60} min"

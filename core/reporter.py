@@ -1,0 +1,95 @@
+"""The reporter protocol: the only way an adapter talks to the outside world.
+
+Adapters never touch the DB, MLflow or Qt; they call a :class:`Reporter`. In a worker process the
+reporter is :class:`JsonLinesReporter` (events on stdout, see ``core.events``); tests may use any
+object with these methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from core.events import EventWriter
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    def status(self, state: str, message: str = "") -> None: ...
+
+    def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
+
+    def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
+
+    def checkpoint(
+        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None
+    ) -> None: ...
+
+    def artifact(self, kind: str, path: Path) -> None: ...
+
+    def warning(self, message: str, path: str | None = None) -> None: ...
+
+    def log(self, message: str, level: str = "info") -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class JsonLinesReporter:
+    """Reports as protocol events. ``stop_file``: its existence is the stop request (cheap ``stat``)."""
+
+    def __init__(self, writer: EventWriter | None = None, stop_file: Path | None = None) -> None:
+        self.writer = writer or EventWriter()
+        self.stop_file = stop_file
+        self._stopped = False
+
+    def status(self, state: str, message: str = "") -> None:
+        self.writer.emit("status", state=state, message=message)
+
+    def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None:
+        self.writer.emit("progress", epoch=epoch, epochs=epochs, step=step, steps=steps)
+
+    def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None:
+        clean = {name: float(value) for name, value in values.items() if value is not None}
+        self.writer.emit("metrics", kind=kind, epoch=epoch, step=step, values=clean)
+
+    def checkpoint(
+        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None
+    ) -> None:
+        path = Path(path)
+        self.writer.emit(
+            "checkpoint",
+            kind=kind,
+            path=str(path.resolve()),
+            epoch=epoch,
+            sha256=sha256_file(path),
+            size=path.stat().st_size,
+            metric_name=metric_name,
+            metric_value=metric_value,
+        )
+
+    def artifact(self, kind: str, path: Path) -> None:
+        self.writer.emit("artifact", kind=kind, path=str(Path(path).resolve()))
+
+    def warning(self, message: str, path: str | None = None) -> None:
+        self.writer.emit("warning", message=message, path=path)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.writer.emit("log", level=level, message=message)
+
+    def should_stop(self) -> bool:
+        if not self._stopped and self.stop_file is not None and os.path.exists(self.stop_file):
+            self._stopped = True
+        return self._stopped
+
+    def request_stop(self) -> None:
+        self._stopped = True

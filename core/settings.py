@@ -1,0 +1,56 @@
+"""Application settings (non-secret), stored as JSON rows in the ``app_settings`` table.
+
+Secrets (R2 keys) never go here: see ``core.storage.credentials`` (OS keyring, 0600 file fallback).
+Environment variables override stored values for the seed's names (``MLFLOW_TRACKING_URI``,
+``AWS_S3_ENDPOINT_URL``, ``R2_BUCKET``), so a headless run can be configured without the GUI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from core.db.engine import Store
+from core.db.models import AppSetting
+
+
+@dataclass
+class Settings:
+    # Storage (R2 / S3). Keys are in the keyring, not here.
+    r2_endpoint_url: str = ""
+    r2_bucket: str = "vision-platform-prod"
+    r2_region: str = "auto"
+    # Tracking
+    mlflow_tracking_uri: str = ""  # empty: sqlite:///<data dir>/mlflow.db
+    tracking_enabled: bool = True
+    # Behaviour
+    offline_mode: bool = True  # no downloads of weights or data
+    default_device: str = "auto"
+    max_concurrent_jobs: int = 1
+    sync_enabled: bool = True  # upload checkpoints when credentials exist
+
+    @classmethod
+    def load(cls, store: Store) -> Settings:
+        values: dict[str, Any] = {}
+        known = {f.name for f in fields(cls)}
+        with store.read() as session:
+            for row in session.query(AppSetting).all():
+                if row.key in known and row.value is not None:
+                    values[row.key] = json.loads(row.value)
+        settings = cls(**values)
+        env_overrides = {
+            "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI"),
+            "r2_endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL"),
+            "r2_bucket": os.environ.get("R2_BUCKET"),
+        }
+        for key, value in env_overrides.items():
+            if value:
+                setattr(settings, key, value)
+        return settings
+
+    def save(self, store: Store) -> None:
+        with store.write() as session:
+            for key, value in asdict(self).items():
+                session.merge(AppSetting(key=key, value=json.dumps(value)))

@@ -1,0 +1,40 @@
+"""Shared test set-up: every test gets its own data dir (VP_HOME), so no test touches the user's."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def vp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "vp_home"
+    home.mkdir()
+    monkeypatch.setenv("VP_HOME", str(home))
+    # Tests never talk to a tracking server or bucket unless they ask for one.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AWS_S3_ENDPOINT_URL", raising=False)
+    yield home
+    from core.db.engine import close_all_stores
+
+    close_all_stores()
+
+
+@pytest.fixture
+def store(vp_home: Path):  # type: ignore[no-untyped-def]
+    from core.db.engine import open_store
+
+    return open_store()

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from vision_platform.launcher import main
+
+raise SystemExit(main())
