@@ -232,6 +232,8 @@ class TimmAdapter(TrainingAdapter):
         images, labels = self.train_data
         generator = torch.Generator().manual_seed(config.seed)
         steps = math.ceil(len(images) / config.batch_size)
+        if steps > 1 and len(images) % config.batch_size == 1:
+            steps -= 1  # a last batch of one image breaks BatchNorm in train mode: drop it
         loss_fn = torch.nn.CrossEntropyLoss()
         epochs_completed = self.start_epoch - 1
         status = "completed"

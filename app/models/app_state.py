@@ -29,6 +29,7 @@ class AppState(QObject):
     project_change = Signal(int)
     dataset_change = Signal(object)  # LoadedDataset | None
     datasets_list_change = Signal()  # a dataset was added, removed or renamed
+    job_event = Signal(int, object)  # a running job reported something (job id, event dict)
     jobs_change = Signal()  # a job was queued (the Jobs page refreshes anyway; this is for speed)
     settings_change = Signal(object)  # Settings
     page_request = Signal(str)  # "datasets" | "train" | "jobs" | "inference"

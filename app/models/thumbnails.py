@@ -60,7 +60,7 @@ def make_thumbnail(path: str, size: int = THUMB_SIZE) -> QImage:
         image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     if cached is not None:
         tmp = cached.with_suffix(f".{threading.get_ident()}.tmp")
-        if image.convertToFormat(QImage.Format.Format_RGB888).save(str(tmp), "JPG", 85):
+        if image.convertToFormat(QImage.Format.Format_RGB888).save(str(tmp), "JPG", 85):  # type: ignore[call-overload]
             os.replace(tmp, cached)  # atomic: a concurrent reader never sees half a file
     return image
 

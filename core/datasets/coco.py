@@ -54,9 +54,9 @@ def _split_for(json_rel: str) -> SplitName | None:
         if word in name:
             return split
     for part in json_rel.split("/")[:-1]:
-        split = SPLIT_DIR_NAMES.get(part.lower())
-        if split:
-            return split
+        from_dir = SPLIT_DIR_NAMES.get(part.lower())
+        if from_dir:
+            return from_dir
     return None
 
 

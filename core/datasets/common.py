@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
 from core.datasets.errors import DatasetError
-from core.datasets.images import is_image_file, read_image_header
+from core.datasets.images import is_image_file, read_image_header_and_size
 from core.datasets.model import Finding, ImageRecord, Shape, ShapeType, SplitName
 
 SPLIT_DIR_NAMES: dict[str, SplitName] = {
@@ -25,6 +28,8 @@ IGNORE_LABEL = "__ignore__"
 PSEUDO_LABELS = frozenset({IGNORE_LABEL, "_background_", "__background__"})
 CLASS_LIST_FILES = ("classes.txt", "labels.txt")
 MAPPING_FILE = "classes.json"  # what our converters write next to their output
+REPORT_FILE = "conversion.json"
+METADATA_FILES = frozenset({MAPPING_FILE, REPORT_FILE})  # JSON files that are never annotations
 
 _MIN_POINTS: dict[str, int] = {
     "rectangle": 2,
@@ -83,19 +88,49 @@ def split_from_rel(rel: str) -> SplitName | None:
 
 def make_record(root: Path, rel: str, path: Path | None = None) -> ImageRecord:
     """An ImageRecord with size and format from the header; header problems are kept, not raised."""
-    path = path if path is not None else root / rel
-    record = ImageRecord(path=path, rel=rel)
+    # String paths on the hot path: pathlib's parsing costs more than the header read itself.
+    path_str = str(path) if path is not None else f"{root}{os.sep}{rel}"
+    record = ImageRecord(path=path if path is not None else Path(path_str), rel=rel)
     try:
-        record.size_bytes = path.stat().st_size
-    except OSError as exc:
-        record.header_error = f"cannot read the file ({exc.strerror or exc})"
-        return record
-    try:
-        record.width, record.height, record.format = read_image_header(path)
+        record.width, record.height, record.format, record.size_bytes = read_image_header_and_size(path_str)
     except DatasetError as exc:
         # The message starts with the path; the finding names the file separately.
         record.header_error = str(exc).split(": ", 1)[-1]
+        try:
+            record.size_bytes = os.stat(path_str).st_size
+        except OSError:
+            pass
     return record
+
+
+_RECORD_CHUNK = 2000
+
+
+def _make_records(root: Path, rels: list[str]) -> list[ImageRecord]:
+    return [make_record(root, rel) for rel in rels]
+
+
+def start_records(root: Path, rels: list[str]) -> Callable[[], dict[str, ImageRecord]]:
+    """Read image headers on a worker thread while the caller parses annotations.
+
+    File opens and reads release the GIL, so header reading overlaps JSON parsing. Returns a function
+    that waits and gives {rel: record}.
+    """
+    if len(rels) < _RECORD_CHUNK:
+        done = {record.rel: record for record in _make_records(root, rels)}
+        return lambda: done
+    pool = ThreadPoolExecutor(max_workers=1)
+    futures: list[Future[list[ImageRecord]]] = [
+        pool.submit(_make_records, root, rels[i : i + _RECORD_CHUNK]) for i in range(0, len(rels), _RECORD_CHUNK)
+    ]
+
+    def collect() -> dict[str, ImageRecord]:
+        try:
+            return {record.rel: record for future in futures for record in future.result()}
+        finally:
+            pool.shutdown()
+
+    return collect
 
 
 def inside(rel: str) -> str | None:
@@ -135,15 +170,6 @@ def read_class_list(root: Path) -> list[str] | None:
     return None
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{value!r} is not a number")
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError("coordinate is not finite")
-    return number
-
-
 def parse_shape(raw: Any, where: str, findings: list[Finding]) -> Shape | None:
     """One labelme/DICE shape dict → Shape, or None with a finding explaining why it was dropped."""
     if not isinstance(raw, dict):
@@ -174,17 +200,16 @@ def parse_shape(raw: Any, where: str, findings: list[Finding]) -> Shape | None:
         findings.append(
             Finding("info", "shape_type_case", where, f"shape '{label}': shape_type {raw_type!r} read as '{shape_type}'")
         )
+    points_raw = raw.get("points")
     try:
-        points_raw = raw.get("points")
         if not isinstance(points_raw, list):
             raise ValueError("points is not a list")
-        points: list[tuple[float, float]] = []
-        for point in points_raw:
-            if not isinstance(point, list | tuple) or len(point) != 2:
-                raise ValueError(f"point {point!r:.40} is not [x, y]")
-            points.append((_number(point[0]), _number(point[1])))
-    except ValueError as exc:
-        findings.append(Finding("error", "bad_points", where, f"shape '{label}' ({shape_type}): {exc} (skipped)"))
+        points = [(float(x), float(y)) for x, y in points_raw]
+        if not all(math.isfinite(x) and math.isfinite(y) for x, y in points):
+            raise ValueError("a coordinate is not finite")
+    except (TypeError, ValueError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) and "not" in str(exc) else f"points {points_raw!r:.60} are not [[x, y], ...]"
+        findings.append(Finding("error", "bad_points", where, f"shape '{label}' ({shape_type}): {problem} (skipped)"))
         return None
     if len(points) < _MIN_POINTS[shape_type]:
         findings.append(

@@ -12,13 +12,14 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import posixpath
 from pathlib import Path
 from typing import Any
 
 from core.datasets.common import (
     IGNORE_LABEL,
-    MAPPING_FILE,
+    METADATA_FILES,
     NON_TRAINING_SHAPES,
     PSEUDO_LABELS,
     classes_and_keypoints,
@@ -28,6 +29,7 @@ from core.datasets.common import (
     parse_shape,
     read_class_list,
     split_from_rel,
+    start_records,
     task_hint_for,
     walk_files,
 )
@@ -75,7 +77,8 @@ def _embedded_image(data: str, rel: str) -> Path | None:
 
 def _load_json(root: Path, rel: str, findings: list[Finding]) -> dict[str, Any] | None:
     try:
-        text = (root / rel).read_bytes().decode("utf-8-sig")
+        with open(f"{root}{os.sep}{rel}", "rb") as f:
+            text = f.read().decode("utf-8-sig")
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         findings.append(
@@ -146,9 +149,11 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
     by_stem: dict[tuple[str, str], str] = {}
     for rel in image_rels:
         by_stem.setdefault(_stem_key(rel), rel)
-    json_rels = [rel for rel in files if rel.endswith(".json") and rel != MAPPING_FILE]
+    json_rels = [rel for rel in files if rel.endswith(".json") and rel not in METADATA_FILES]
 
+    collect_headers = start_records(root, image_rels)
     records: dict[str, ImageRecord] = {}
+    pending: list[tuple[str, dict[str, Any], str]] = []  # (image rel, JSON, JSON rel): headers come later
     annotated_by: dict[str, str] = {}
     ignored: set[str] = set()
     for json_rel in json_rels:
@@ -192,39 +197,21 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
             )
             continue
         annotated_by[image_rel] = json_rel
-        if record is None:
-            record = make_record(root, image_rel)
-        record.annotation_path = root / json_rel
-        flags = data.get("flags")
-        if isinstance(flags, dict):
-            if flags.get(IGNORE_LABEL) is True:
-                ignored.add(image_rel)
-                findings.append(Finding("info", "ignored_image", json_rel, "flag __ignore__ is set: image excluded"))
-                continue
-            record.labels = sorted(str(k) for k, v in flags.items() if v is True and k not in PSEUDO_LABELS)
-        shapes_raw = data.get("shapes")
-        if shapes_raw is not None and not isinstance(shapes_raw, list):
-            findings.append(Finding("error", "bad_shape", json_rel, "'shapes' is not a list"))
-            shapes_raw = []
-        unused: list[str] = []
-        for raw in shapes_raw or []:
-            shape = parse_shape(raw, json_rel, findings)
-            if shape is None or shape.label in PSEUDO_LABELS:
-                continue
-            if shape.shape_type in NON_TRAINING_SHAPES:
-                unused.append(f"{shape.shape_type} '{shape.label}'")
-                continue
-            record.shapes.append(shape)
-        if unused:
-            findings.append(
-                Finding("info", "shape_not_used", json_rel, f"not used for training: {', '.join(unused)}")
-            )
-        _check_declared_size(data, record, json_rel, findings)
-        records[image_rel] = record
+        if record is not None:
+            if _annotate(root, record, data, json_rel, findings, ignored):
+                records[image_rel] = record
+        else:
+            pending.append((image_rel, data, json_rel))
+
+    headers = collect_headers()
+    for image_rel, data, json_rel in pending:
+        record = headers[image_rel]
+        if _annotate(root, record, data, json_rel, findings, ignored):
+            records[image_rel] = record
 
     for rel in image_rels:
         if rel not in records and rel not in ignored:
-            records[rel] = make_record(root, rel)
+            records[rel] = headers[rel]
 
     ordered = [records[rel] for rel in sorted(records)]
     _apply_splits(root, ordered, findings)
@@ -232,7 +219,8 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
     class_names, keypoints = classes_and_keypoints(ordered, task)
     declared = read_class_list(root)
     if declared:
-        class_names = declared + [name for name in class_names if name not in declared and name not in keypoints]
+        # The dataset's own class list wins: other labels are reported by the health check.
+        class_names = declared
     return DatasetIndex(
         root=root,
         format="dice",
@@ -242,6 +230,37 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
         task_hint=task,
         keypoint_names=keypoints,
     )
+
+
+def _annotate(
+    root: Path, record: ImageRecord, data: dict[str, Any], json_rel: str, findings: list[Finding], ignored: set[str]
+) -> bool:
+    """Fill a record from its JSON; False if the image is excluded (flag __ignore__)."""
+    record.annotation_path = Path(f"{root}{os.sep}{json_rel}")
+    flags = data.get("flags")
+    if isinstance(flags, dict):
+        if flags.get(IGNORE_LABEL) is True:
+            ignored.add(record.rel)
+            findings.append(Finding("info", "ignored_image", json_rel, "flag __ignore__ is set: image excluded"))
+            return False
+        record.labels = sorted(str(k) for k, v in flags.items() if v is True and k not in PSEUDO_LABELS)
+    shapes_raw = data.get("shapes")
+    if shapes_raw is not None and not isinstance(shapes_raw, list):
+        findings.append(Finding("error", "bad_shape", json_rel, "'shapes' is not a list"))
+        shapes_raw = []
+    unused: list[str] = []
+    for raw in shapes_raw or []:
+        shape = parse_shape(raw, json_rel, findings)
+        if shape is None or shape.label in PSEUDO_LABELS:
+            continue
+        if shape.shape_type in NON_TRAINING_SHAPES:
+            unused.append(f"{shape.shape_type} '{shape.label}'")
+            continue
+        record.shapes.append(shape)
+    if unused:
+        findings.append(Finding("info", "shape_not_used", json_rel, f"not used for training: {', '.join(unused)}"))
+    _check_declared_size(data, record, json_rel, findings)
+    return True
 
 
 def _check_declared_size(data: dict[str, Any], record: ImageRecord, json_rel: str, findings: list[Finding]) -> None:

@@ -33,7 +33,9 @@ def _record_findings(index: DatasetIndex, record: ImageRecord, known: set[str], 
             )
     if not record.labels and not record.shapes:
         found.append(Finding("warning", "no_annotation", rel, "image has no annotation"))
-    where = record.annotation_path.relative_to(index.root).as_posix() if _under(record.annotation_path, index.root) else rel
+    where = rel
+    if record.annotation_path is not None and _under(record.annotation_path, index.root):
+        where = record.annotation_path.relative_to(index.root).as_posix()
     for label in record.labels:
         if label not in known:
             found.append(Finding("error", "unknown_label", where, f"label '{label}' is not in the class list"))

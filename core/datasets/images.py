@@ -9,6 +9,7 @@ header. Limits are checked from the header, before any allocation, so a PNG that
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import IO
@@ -22,6 +23,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 # Module-level so a deployment (or a test) can change them; functions read them at call time.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_PIXELS = 100_000_000
+_HEAD_BYTES = 4096  # one read: a small JPEG's frame header is almost always in it
 
 _EXT_FORMATS = {
     ".jpg": "JPEG",
@@ -45,36 +47,51 @@ def expected_format(path: str | Path) -> str | None:
     return _EXT_FORMATS.get(Path(path).suffix.lower())
 
 
-def _jpeg_size(f: IO[bytes]) -> tuple[int, int]:
-    f.seek(2)
+def _jpeg_size(head: bytes, f: IO[bytes]) -> tuple[int, int]:
+    """Walk the JPEG segments to the frame header, in a buffer grown from ``f`` only when needed."""
+    buf = bytearray(head)
+
+    def need(n: int) -> bool:
+        while len(buf) < n:
+            more = f.read(max(4096, n - len(buf)))
+            if not more:
+                return False
+            buf.extend(more)
+        return True
+
+    pos = 2
     while True:
-        byte = f.read(1)
-        # Skip fill bytes and find the next marker.
-        while byte and byte != b"\xff":
-            byte = f.read(1)
-        while byte == b"\xff":
-            byte = f.read(1)
-        if not byte:
+        if not need(pos + 4):
             raise ValueError("no frame header before end of file")
-        marker = byte[0]
+        if buf[pos] != 0xFF:
+            # Garbage between segments: scan forward to the next marker.
+            found = buf.find(b"\xff", pos)
+            while found < 0:
+                pos = len(buf)
+                if not need(pos + 4):
+                    raise ValueError("no frame header before end of file")
+                found = buf.find(b"\xff", pos)
+            pos = found
+            continue
+        marker = buf[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        pos += 2
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
             continue
-        if marker == 0xD9 or marker == 0xDA:
+        if marker in (0xD9, 0xDA):
             raise ValueError("no frame header before the image data")
-        raw_len = f.read(2)
-        if len(raw_len) != 2:
-            raise ValueError("truncated segment")
-        seg_len = struct.unpack(">H", raw_len)[0]
+        seg_len = (buf[pos] << 8) | buf[pos + 1]
         if seg_len < 2:
             raise ValueError("invalid segment length")
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            data = f.read(5)
-            if len(data) != 5:
+            if not need(pos + 7):
                 raise ValueError("truncated frame header")
-            height, width = struct.unpack(">HH", data[1:5])
+            height, width = struct.unpack(">HH", bytes(buf[pos + 3 : pos + 7]))
             return width, height
-        f.seek(seg_len - 2, 1)
+        pos += seg_len
 
 
 def _webp_size(head: bytes) -> tuple[int, int]:
@@ -92,9 +109,15 @@ def _webp_size(head: bytes) -> tuple[int, int]:
 
 def read_image_header(path: str | Path) -> tuple[int, int, str]:
     """(width, height, format) from the file header, without decoding. Raises DatasetError if unreadable."""
+    return read_image_header_and_size(path)[:3]
+
+
+def read_image_header_and_size(path: str | Path) -> tuple[int, int, str, int]:
+    """(width, height, format, file size in bytes) with one open: the indexer's hot path."""
     try:
         with open(path, "rb") as f:
-            head = f.read(32)
+            size_bytes = os.fstat(f.fileno()).st_size
+            head = f.read(_HEAD_BYTES)
             if len(head) == 0:
                 raise ValueError("the file is empty")
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -103,7 +126,7 @@ def read_image_header(path: str | Path) -> tuple[int, int, str]:
                 width, height = struct.unpack(">II", head[16:24])
                 fmt = "PNG"
             elif head.startswith(b"\xff\xd8"):
-                width, height = _jpeg_size(f)
+                width, height = _jpeg_size(head, f)
                 fmt = "JPEG"
             elif head[:6] in (b"GIF87a", b"GIF89a"):
                 if len(head) < 10:
@@ -123,6 +146,7 @@ def read_image_header(path: str | Path) -> tuple[int, int, str]:
                 fmt = "WEBP"
             else:
                 # Pillow reads only the header here; it also refuses decompression bombs at open.
+                f.seek(0)
                 with Image.open(f) as image:
                     width, height = image.size
                     fmt = image.format or "unknown"
@@ -132,7 +156,7 @@ def read_image_header(path: str | Path) -> tuple[int, int, str]:
         raise DatasetError(f"{path}: unreadable image header ({exc})") from exc
     if width <= 0 or height <= 0:
         raise DatasetError(f"{path}: image header gives an empty size {width}x{height}")
-    return width, height, fmt
+    return width, height, fmt, size_bytes
 
 
 def read_image_size(path: str | Path) -> tuple[int, int]:
@@ -168,8 +192,9 @@ def load_image_rgb(path: str | Path) -> Image.Image:
     """Decode an image as 8-bit RGB after checking the limits. Raises DatasetError for bad files."""
     check_image_limits(path)
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            opened.load()
+            image: Image.Image = opened
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit greyscale: scale to 8 bits instead of clipping everything to white.
                 image = image.point(lambda value: value / 256).convert("L")

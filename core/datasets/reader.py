@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.datasets.coco import coco_json_files, read_coco
-from core.datasets.common import MAPPING_FILE, image_files, walk_files
+from core.datasets.common import METADATA_FILES, image_files, walk_files
 from core.datasets.dice import is_dice_json, read_dice
 from core.datasets.errors import DatasetError
 from core.datasets.imagefolder import read_imagefolder
@@ -34,7 +34,7 @@ def _signals(root: Path, files: list[str]) -> list[str]:
         found.append("coco")
     peeked = 0
     for rel in files:
-        if not rel.endswith(".json") or rel in coco or rel == MAPPING_FILE:
+        if not rel.endswith(".json") or rel in coco or rel in METADATA_FILES:
             continue
         try:
             data = json.loads((root / rel).read_bytes().decode("utf-8-sig"))

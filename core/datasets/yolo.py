@@ -234,7 +234,10 @@ def _read_label_file(
                 )
             )
             continue
-        if any(v < -_TOLERANCE or v > 1 + _TOLERANCE for v in values if v == v):
+        coords = values
+        if kind == "pose":  # the boxes and the keypoints' x y, not their visibility flags
+            coords = values[:4] + [v for k in range(kpt_count) for v in values[4 + k * kpt_dims : 6 + k * kpt_dims]]
+        if any(v < -_TOLERANCE or v > 1 + _TOLERANCE for v in coords if v == v):
             findings.append(
                 Finding("warning", "box_outside_image", label_rel, f"{where}: coordinates outside 0..1 (clipped)")
             )

@@ -87,7 +87,6 @@ def safe_extract(
     except (OSError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{zip_path}: not a readable zip archive ({exc})") from exc
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         with archive:
@@ -130,6 +129,7 @@ def safe_extract(
                 )
             _check_overlap(zip_path, [info for info, _ in planned if not info.is_dir()])
 
+            dest.parent.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             staging_root = os.path.realpath(staging)
             written = 0

@@ -29,15 +29,15 @@ def default_listeners(store: Store) -> list[JobListener]:
             from core.tracking.listener import MlflowListener
 
             listeners.append(MlflowListener(store, settings))
-        except Exception:  # tracking must never keep a job from running
-            log.exception("MLflow tracking is unavailable; jobs run without it")
+        except Exception as exc:  # tracking must never keep a job from running
+            log.warning("MLflow tracking is unavailable; jobs run without it: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
     if settings.sync_enabled:
         try:
             from core.storage.listener import SyncListener
 
             listeners.append(SyncListener(store, settings))
-        except Exception:
-            log.exception("checkpoint sync is unavailable; checkpoints stay local")
+        except Exception as exc:
+            log.warning("checkpoint sync is unavailable; checkpoints stay local: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
     return listeners
 
 

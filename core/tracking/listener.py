@@ -113,8 +113,10 @@ def _ensure_run(tracker: MlflowTracker, store: Store, job: TrainingJob, *, reope
     """The job's run id: the one recorded (re-opened when resuming), or a new run with its params."""
     run_id = job.mlflow_run_id
     if run_id and tracker.run_exists(run_id):
-        if reopen and tracker.run_status(run_id) != "RUNNING":
-            tracker.reopen(run_id)
+        if reopen:
+            if tracker.run_status(run_id) != "RUNNING":
+                tracker.reopen(run_id)
+            _rewind_cursor_after_resume(store, job)
         return run_id
     run_id = tracker.create_run(job.project_id, job.id, tags={"vision_platform.framework": job.framework})
     params = params_from_config_yaml(job.config_yaml)
@@ -145,9 +147,30 @@ def _ensure_run(tracker: MlflowTracker, store: Store, job: TrainingJob, *, reope
     return run_id
 
 
+def _rewind_cursor_after_resume(store: Store, job: TrainingJob) -> None:
+    """Resuming deletes the metric rows of the epochs it re-runs; SQLite may then hand their ids
+    to the new rows (rowid = max + 1). Pull the cursor back to the last surviving row so the new
+    rows are not mistaken for rows already sent."""
+    from sqlalchemy import func
+
+    if job.mlflow_synced_metric_id is None:
+        return
+    with store.read() as session:
+        last_kept = session.scalar(select(func.max(TrainingMetric.id)).where(TrainingMetric.job_id == job.id)) or 0
+    if last_kept < job.mlflow_synced_metric_id:
+        with store.write() as session:
+            session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id).values(mlflow_synced_metric_id=last_kept)
+            )
+        job.mlflow_synced_metric_id = last_kept
+
+
 def _load_job(store: Store, job_id: int) -> TrainingJob | None:
     with store.read() as session:
-        return session.get(TrainingJob, job_id)
+        job = session.get(TrainingJob, job_id)
+        if job is not None:
+            session.expunge(job)  # the read session rolls back on exit, which would expire it
+        return job
 
 
 def _send_metric_rows(
@@ -223,19 +246,21 @@ def collect_artifacts(store: Store, job: TrainingJob, extra: Iterable[tuple[str,
             chosen[resolved] = folder
 
     with store.read() as session:
-        best = session.scalars(
-            select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.kind == "best").order_by(Checkpoint.id.desc())
+        best_path = session.scalars(
+            select(Checkpoint.path)
+            .where(Checkpoint.job_id == job.id, Checkpoint.kind == "best")
+            .order_by(Checkpoint.id.desc())
         ).first()
         registered = session.execute(select(Artifact.kind, Artifact.path).where(Artifact.job_id == job.id)).all()
-    output_dir = Path(job.output_dir) if job.output_dir else None
-    if best is not None:
-        add(Path(best.path), "weights")
-    elif output_dir is not None:
+    # The runner writes args.yaml (the effective config) into the job's run dir.
+    output_dir = Path(job.output_dir) if job.output_dir else paths.job_dir(job.id)
+    if best_path:
+        add(Path(best_path), "weights")
+    else:
         for candidate in _find_files(output_dir, ["best.pt"])[:1]:
             add(candidate, "weights")
-    if output_dir is not None:
-        for candidate in _find_files(output_dir, ARGS_FILE_NAMES)[:1]:
-            add(candidate, None)
+    for candidate in _find_files(output_dir, ARGS_FILE_NAMES)[:1]:
+        add(candidate, None)
     for kind, path in [*registered, *extra]:
         add(Path(path), "plots" if kind in ("plot", "confusion_matrix") else str(kind or "files"))
     return list(chosen.items())
@@ -541,8 +566,8 @@ class MlflowListener:
         if not state.warned:
             state.warned = True
             log.warning(
-                "MLflow tracking store %s unavailable for job %s (%s); metrics stay in SQLite and are re-sent "
-                "when it answers (next try in %.0f s)",
+                "MLflow tracking store %s unavailable for job %s (%s); metrics stay in SQLite and are "
+                "re-sent when it answers (next try in %.0f s)",
                 self.uri,
                 state.job_id,
                 self.last_error[:300],

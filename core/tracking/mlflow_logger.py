@@ -128,22 +128,25 @@ def metric_values_from_row(
 ) -> dict[str, float]:
     """Rebuild a metrics event's ``values`` from a ``training_metrics`` row.
 
-    The runner puts "loss", "accuracy" and "lr" in the seed's own columns and every other name in
-    the ``extra_metrics`` JSON (core.events); names found in the JSON win over the columns.
+    The runner stores every value of the event in ``extra_metrics`` (JSON) and copies some of them
+    into the seed's columns (loss <- "train/loss" or "loss", …); the JSON is therefore the whole
+    truth. Only rows without it (written by the seed's code) are rebuilt from the columns.
     """
-    values: dict[str, float] = {}
-    for column, value in (("loss", loss), ("accuracy", accuracy), ("learning_rate", learning_rate)):
-        if value is not None:
-            values[SEED_METRIC_COLUMNS[column]] = float(value)
     if extra_metrics:
         try:
             extra = json.loads(extra_metrics)
         except json.JSONDecodeError:
-            extra = {}
+            extra = None
         if isinstance(extra, dict):
-            for name, value in extra.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    values[str(name)] = float(value)
+            return {
+                str(name): float(value)
+                for name, value in extra.items()
+                if isinstance(value, int | float) and not isinstance(value, bool)
+            }
+    values: dict[str, float] = {}
+    for column, value in (("loss", loss), ("accuracy", accuracy), ("learning_rate", learning_rate)):
+        if value is not None:
+            values[SEED_METRIC_COLUMNS[column]] = float(value)
     return values
 
 

@@ -1,0 +1,316 @@
+"""The main window: project sidebar, a toolbar that reads like the pipeline, pages, status bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QWidget,
+)
+
+from app.helper_process import HelperService
+from app.look import APP_NAME, format_bytes, icon
+from app.models.app_state import AppState
+from app.pages.datasets_page import DatasetsPage
+from app.pages.inference_page import InferencePage
+from app.pages.jobs_page import JobsPage
+from app.pages.train_page import TrainPage
+from app.settings_dialog import SettingsDialog
+from app.widgets.project_sidebar import ProjectSidebar
+from app.workers import ErrorInfo, notifier, run_task
+from core.db.engine import Store
+from core.settings import Settings
+
+
+class JobEvents(QObject):
+    """Carries the job queue's events (from runner threads) to the GUI thread as a queued signal."""
+
+    received = Signal(int, object)  # job id, event dict (core.events protocol)
+
+    def emit_event(self, job_id: int, event: dict[str, Any]) -> None:
+        self.received.emit(job_id, event)
+
+
+PAGES = (("datasets", "Datasets", "dataset"), ("train", "Train", "train"), ("jobs", "Jobs", "jobs"),
+         ("inference", "Inference", "inference"))
+
+
+def default_project_id(store: Store) -> int:
+    from app.models.projects import DEFAULT_PROJECT, list_projects
+
+    projects = list_projects(store)
+    return next((p.id for p in projects if p.name == DEFAULT_PROJECT), projects[0].id)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: Store, *, queue: Any = None, helpers: HelperService | None = None,
+                 settings: Settings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.queue = queue
+        self.helpers = helpers or HelperService(self)
+        self.state = AppState(store, settings or Settings.load(store), default_project_id(store))
+        self.job_events = JobEvents(self)
+        self.job_events.received.connect(self.state.job_event.emit)
+
+        self.sidebar = ProjectSidebar(self.state)
+        self.sidebar.dataset_open_requested.connect(self._open_registered)
+        self.pages: dict[str, QWidget] = {
+            "datasets": DatasetsPage(self.state),
+            "train": TrainPage(self.state, self.helpers),
+            "jobs": JobsPage(self.state),
+            "inference": InferencePage(self.state),
+        }
+        self.stack = QStackedWidget()
+        for page in self.pages.values():
+            self.stack.addWidget(page)
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(self.stack)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([220, 1000])
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+
+        self._build_actions()
+        self._build_status_bar()
+        self.state.page_request.connect(self.show_page)
+        self.state.jobs_change.connect(self._on_jobs_change)
+        self.state.settings_change.connect(self._on_settings_change)
+        notifier().error.connect(self._on_task_error)
+        notifier().message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.helpers.sysinfo_ready.connect(self._on_sysinfo)
+        self.helpers.sysinfo_failed.connect(lambda msg: self.gpu_label.setText("GPU: unknown (detection failed)"))
+        self.show_page("datasets")
+        self._restore_geometry()
+        # GPU detection starts once the window is up: it never delays the first paint.
+        QTimer.singleShot(0, self.helpers.request_sysinfo)
+
+    # -- chrome ---------------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.open_action = QAction(icon("open"), "&Open dataset…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self.open_dataset_dialog)
+        open_zip = QAction(icon("zip"), "Open dataset &.zip…", self)
+        open_zip.triggered.connect(self._open_zip)
+        open_url = QAction(icon("cloud"), "Open dataset from &R2 URL…", self)
+        open_url.triggered.connect(self._open_url)
+        self.new_job_action = QAction(icon("train"), "&New job", self)
+        self.new_job_action.setShortcut(QKeySequence.StandardKey.New)
+        self.new_job_action.triggered.connect(lambda: self.show_page("train"))
+        new_project = QAction(icon("add"), "New &project…", self)
+        new_project.setShortcut(QKeySequence("Ctrl+Shift+N"))
+        new_project.triggered.connect(self.sidebar.new_project)
+        self.settings_action = QAction(icon("settings"), "&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+        for action in (self.open_action, open_zip, open_url):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.new_job_action)
+        file_menu.addAction(new_project)
+        file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+
+        view_menu = menu.addMenu("&View")
+        toolbar = QToolBar("Pipeline")
+        toolbar.setObjectName("pipeline")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        group = QActionGroup(self)
+        self.page_actions: dict[str, QAction] = {}
+        for number, (key, label, icon_name) in enumerate(PAGES, start=1):
+            action = QAction(icon(icon_name), label, self)
+            action.setCheckable(True)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, k=key: self.show_page(k))
+            group.addAction(action)
+            toolbar.addAction(action)
+            view_menu.addAction(action)
+            self.page_actions[key] = action
+        spacer = QWidget()
+        spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
+                             spacer.sizePolicy().verticalPolicy().Preferred)
+        toolbar.addWidget(spacer)
+        toolbar.addAction(self.settings_action)
+        self.addToolBar(toolbar)
+        help_menu = menu.addMenu("&Help")
+        about = QAction(f"About {APP_NAME}", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, APP_NAME, f"{APP_NAME}: train and test computer-vision models on your own computer."))
+        help_menu.addAction(about)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.gpu_label = QLabel("GPU: detecting…")
+        self.online_label = QLabel()
+        self.uploads_label = QLabel()
+        for label in (self.gpu_label, self.online_label, self.uploads_label):
+            label.setContentsMargins(8, 0, 8, 0)
+            bar.addPermanentWidget(label)
+        self._on_settings_change(self.state.settings)
+        self.uploads_timer = QTimer(self)
+        self.uploads_timer.setInterval(5000)
+        self.uploads_timer.timeout.connect(self._refresh_uploads)
+        self.uploads_timer.start()
+        QTimer.singleShot(0, self._refresh_uploads)
+
+    @property
+    def datasets_page(self) -> DatasetsPage:
+        page = self.pages["datasets"]
+        assert isinstance(page, DatasetsPage)
+        return page
+
+    @property
+    def train_page(self) -> TrainPage:
+        page = self.pages["train"]
+        assert isinstance(page, TrainPage)
+        return page
+
+    @property
+    def jobs_page(self) -> JobsPage:
+        page = self.pages["jobs"]
+        assert isinstance(page, JobsPage)
+        return page
+
+    def current_page(self) -> str:
+        return next(key for key, page in self.pages.items() if page is self.stack.currentWidget())
+
+    def show_page(self, key: str) -> None:
+        self.stack.setCurrentWidget(self.pages[key])
+        self.page_actions[key].setChecked(True)
+
+    # -- actions --------------------------------------------------------------------------------
+    def open_dataset_dialog(self) -> None:
+        self.show_page("datasets")
+        self.datasets_page.choose_folder()
+
+    def _open_zip(self) -> None:
+        self.show_page("datasets")
+        self.datasets_page.choose_zip()
+
+    def _open_url(self) -> None:
+        self.show_page("datasets")
+        self.datasets_page.choose_r2_url()
+
+    def _open_registered(self, info: Any) -> None:
+        self.show_page("datasets")
+        self.datasets_page.open_registered(info)
+
+    def open_settings(self) -> SettingsDialog:
+        devices = [("Automatic (first GPU, else CPU)", "auto"), ("CPU", "cpu")]
+        for device in (self.helpers.cached_sysinfo() or {}).get("devices", []):
+            if str(device.get("id", "")).startswith("cuda"):
+                devices.append((f"{device['id']}: {device.get('name', 'GPU')}", device["id"]))
+        dialog = SettingsDialog(self.state, self, devices)
+        dialog.accepted.connect(lambda: self._after_settings(dialog))
+        dialog.open()
+        return dialog
+
+    def _after_settings(self, dialog: SettingsDialog) -> None:
+        if dialog.saved_notice:
+            self.statusBar().showMessage(dialog.saved_notice, 10000)
+
+    def _on_jobs_change(self) -> None:
+        if self.queue is not None:
+            self.queue.wake()
+
+    def _on_settings_change(self, settings: Settings) -> None:
+        self.online_label.setText("Offline mode" if settings.offline_mode else "Online")
+        self.online_label.setToolTip("Offline: nothing is downloaded (weights, datasets). Change in Settings."
+                                     if settings.offline_mode else "Downloads are allowed. Change in Settings.")
+        if self.queue is not None:
+            self.queue.max_concurrent = max(1, settings.max_concurrent_jobs)
+
+    def _on_sysinfo(self, info: dict[str, Any]) -> None:
+        gpus = [d for d in info.get("devices", []) if str(d.get("id", "")).startswith("cuda")]
+        if gpus:
+            first = gpus[0]
+            more = f" +{len(gpus) - 1}" if len(gpus) > 1 else ""
+            self.gpu_label.setText(f"GPU: {first.get('name')} ({format_bytes(first.get('memory_bytes'))}){more}")
+        else:
+            self.gpu_label.setText("No GPU found: training runs on the CPU")
+        self.gpu_label.setToolTip("\n".join(f"{k} {v}" for k, v in info.get("versions", {}).items()))
+
+    def _refresh_uploads(self) -> None:
+        from sqlalchemy import func, select
+
+        from core.db.models import Upload
+
+        store = self.state.store
+
+        def count(_st: Any) -> int:
+            with store.read() as session:
+                return int(session.scalar(select(func.count()).where(Upload.state != "done",
+                                                                     Upload.state != "synced")) or 0)
+
+        run_task(count, title="Count uploads", on_result=self._show_uploads, on_error=lambda _info: None)
+
+    def _show_uploads(self, pending: int) -> None:
+        self.uploads_label.setText(f"{pending} upload{'s' if pending != 1 else ''} pending" if pending else
+                                   "Uploads: all synced")
+
+    def _on_task_error(self, info: ErrorInfo) -> None:
+        # Unhandled background errors: one line in the status bar, the traceback in the tooltip.
+        self.statusBar().showMessage(f"{info.title} failed: {info.message}", 15000)
+        self.statusBar().setToolTip(info.detail)
+
+    # -- drag and drop --------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        self.show_page("datasets")
+        self.datasets_page.add_dataset_path(paths[0])
+
+    # -- geometry -------------------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        splitter = settings.value("window/splitter")
+        if isinstance(splitter, QByteArray):
+            self.splitter.restoreState(splitter)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/splitter", self.splitter.saveState())
+        settings.sync()
+        self.helpers.shutdown()
+        self.datasets_page.browser.model.loader.clear_pending()
+        super().closeEvent(event)

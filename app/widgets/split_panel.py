@@ -1,0 +1,213 @@
+"""Split preview: strategy, ratio and seed on the left; per-class train/val counts and a bar chart.
+
+Changing a control re-splits in a worker (debounced), so the counts follow the controls without
+ever blocking the window, and the chosen split is announced with ``split_chosen`` to be saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.look import WARNING_COLOUR
+from app.workers import ErrorInfo, TaskHandle, run_task
+from core.config import SPLIT_STRATEGIES, field_help
+
+TRAIN_COLOUR = "#2f6fd0"
+VAL_COLOUR = "#e0a020"
+
+
+class ClassChart(pg.PlotWidget):
+    """Images per class, one bar pair (train, val) per class."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.getPlotItem().setLabel("left", "images")
+        self.getPlotItem().showGrid(y=True, alpha=0.2)
+        self._legend = self.getPlotItem().addLegend(offset=(-10, 10))
+        self.bars: dict[str, pg.BarGraphItem] = {}
+
+    def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val")) -> None:
+        plot = self.getPlotItem()
+        for item in self.bars.values():
+            plot.removeItem(item)
+        self._legend.clear()
+        self.bars = {}
+        names = list(counts)
+        width = 0.8 / max(1, len(splits))
+        colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "all": TRAIN_COLOUR}
+        for offset, split in enumerate(splits):
+            xs = [i - 0.4 + width * (offset + 0.5) for i in range(len(names))]
+            heights = [counts[name].get(split, 0) for name in names]
+            bar = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colours.get(split, TRAIN_COLOUR),
+                                  pen=pg.mkPen(None))
+            plot.addItem(bar)
+            self.bars[split] = bar
+            if len(splits) > 1:  # ui-guide: a legend only when there is more than one series
+                self._legend.addItem(bar, split)
+        axis = plot.getAxis("bottom")
+        labels = [(i, name if len(name) <= 12 else name[:11] + "…") for i, name in enumerate(names)]
+        axis.setTicks([labels])
+        plot.setXRange(-0.6, max(0, len(names) - 1) + 0.6, padding=0)
+        top = max([counts[n].get(s, 0) for n in names for s in splits] or [1])
+        plot.setYRange(0, top * 1.15 + 1, padding=0)
+
+
+class SplitPanel(QWidget):
+    split_chosen = Signal(dict)  # {"strategy", "ratio", "seed"}: save it with the dataset
+    split_result = Signal(object)  # core.datasets.SplitResult (the image grid filters by it)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        tips = field_help()
+        self.strategy = QComboBox()
+        self.strategy.addItems(list(SPLIT_STRATEGIES))
+        self.strategy.setToolTip(tips.get("split.strategy", ""))
+        self.ratio = QDoubleSpinBox()
+        self.ratio.setRange(0.05, 0.95)
+        self.ratio.setSingleStep(0.05)
+        self.ratio.setDecimals(2)
+        self.ratio.setValue(0.8)
+        self.ratio.setToolTip(tips.get("split.ratio", ""))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(42)
+        self.seed.setToolTip(tips.get("split.seed", ""))
+        form = QFormLayout()
+        form.addRow("Strategy", self.strategy)
+        form.addRow("Train fraction", self.ratio)
+        form.addRow("Seed", self.seed)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.warnings = QLabel()
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet(f"color: {WARNING_COLOUR};")
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(self.summary)
+        left.addWidget(self.warnings)
+        left.addStretch(1)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+        left_widget.setMaximumWidth(300)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Class", "Train", "Val", "Total"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.chart = ClassChart()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.chart)
+        right.addWidget(self.table)
+        right.setSizes([260, 200])
+
+        layout = QHBoxLayout(self)
+        layout.addWidget(left_widget)
+        layout.addWidget(right, 1)
+
+        self._index: Any = None
+        self._task: TaskHandle | None = None
+        self._generation = 0
+        self.counts: dict[str, dict[str, int]] = {}
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(120)
+        self._debounce.timeout.connect(self._resplit)
+        self.strategy.currentTextChanged.connect(self._on_control_change)
+        self.ratio.valueChanged.connect(self._on_control_change)
+        self.seed.valueChanged.connect(self._on_control_change)
+
+    def set_index(self, index: Any, split_config: dict[str, Any] | None) -> None:
+        """Show a dataset; ``split_config`` is the one saved with it (or None for defaults)."""
+        self._index = index
+        config = split_config or {}
+        default_strategy = "predefined" if index is not None and index.has_predefined_split else "stratified"
+        for widget in (self.strategy, self.ratio, self.seed):
+            widget.blockSignals(True)
+        self.strategy.setCurrentText(str(config.get("strategy", default_strategy)))
+        self.ratio.setValue(float(config.get("ratio", 0.8)))
+        self.seed.setValue(int(config.get("seed", 42)))
+        for widget in (self.strategy, self.ratio, self.seed):
+            widget.blockSignals(False)
+        if index is not None:
+            self._resplit(save=False)
+
+    def current(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.currentText(), "ratio": round(self.ratio.value(), 4), "seed": self.seed.value()}
+
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done or self._debounce.isActive()
+
+    def _on_control_change(self, *_: Any) -> None:
+        self._debounce.start()
+
+    def _resplit(self, save: bool = True) -> None:
+        if self._index is None:
+            return
+        from core.datasets import split_dataset
+
+        choice = self.current()
+        index = self._index
+        self._generation += 1
+        generation = self._generation
+        self.summary.setText("Splitting…")
+
+        def work(_state: Any) -> Any:
+            return split_dataset(index, strategy=choice["strategy"], ratio=choice["ratio"], seed=choice["seed"])
+
+        self._task = run_task(
+            work,
+            title="Split preview",
+            on_result=lambda result: self._on_split(generation, result, choice, save),
+            on_error=lambda info: self._on_split_error(generation, info),
+        )
+
+    def _on_split(self, generation: int, result: Any, choice: dict[str, Any], save: bool) -> None:
+        if generation != self._generation:
+            return  # a newer choice is being computed
+        self.counts = result.class_counts(list(self._index.class_names))
+        self._fill(self.counts)
+        self.summary.setText(f"{len(result.train):,} training images, {len(result.val):,} validation images")
+        self.warnings.setText("\n".join(result.warnings))
+        self.split_result.emit(result)
+        if save:
+            self.split_chosen.emit(choice)
+
+    def _on_split_error(self, generation: int, info: ErrorInfo) -> None:
+        if generation != self._generation:
+            return
+        self.counts = {}
+        self._fill({})
+        self.summary.setText("")
+        self.warnings.setText(f"This split cannot be used: {info.message}")
+
+    def _fill(self, counts: dict[str, dict[str, int]]) -> None:
+        self.table.setRowCount(len(counts))
+        for row, (name, split_counts) in enumerate(counts.items()):
+            train, val = split_counts.get("train", 0), split_counts.get("val", 0)
+            for column, value in enumerate((name, train, val, train + val)):
+                item = QTableWidgetItem(str(value) if column else name)
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, column, item)
+        self.chart.set_counts(counts)

@@ -1,0 +1,485 @@
+"""The S3 client for Cloudflare R2 (and any S3-compatible endpoint), uploads and verified downloads.
+
+R2 compatibility, and why each choice:
+- ``request_checksum_calculation="when_required"``: boto3 >= 1.36 otherwise adds CRC checksums to
+  every PutObject/UploadPart, sent as an ``aws-chunked`` trailer that R2 rejects; we send
+  ``Content-MD5`` per request instead (R2 accepts it) and keep our own sha256 in the metadata.
+- Multipart parts all have the same size except the last (R2 requires equal non-final parts), so we
+  split the file ourselves instead of letting s3transfer decide.
+- ``retries={"mode": "standard", "max_attempts": 3}`` retries 5xx, throttling and connection errors
+  with backoff; connect/read timeouts keep a dead endpoint from hanging a thread for minutes.
+- Path-style addressing: works for R2, MinIO and SeaweedFS without wildcard DNS.
+
+boto3 is imported inside the functions: ``import core.storage`` must stay cheap for the GUI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core import paths
+from core.storage.errors import MAX_CHECKPOINT_BYTES, MAX_DATASET_BYTES, StorageError, check_size
+from core.storage.r2url import make_r2_url, parse_r2_url
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from core.storage.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 16 * MiB  # also the multipart threshold; R2 parts must be >= 5 MiB
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+DEFAULT_CONCURRENCY = 4
+READ_CHUNK = 1 * MiB
+SHA256_METADATA_KEY = "sha256"  # sent as x-amz-meta-sha256
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
+
+
+def make_s3_client(
+    settings: Settings,
+    creds: Credentials | None,
+    *,
+    connect_timeout: float = 5,
+    read_timeout: float = 30,
+    max_attempts: int = 3,
+) -> Any:
+    """A boto3 S3 client for the configured endpoint; raises StorageError when not configured."""
+    if creds is None:
+        raise StorageError("no R2/S3 credentials: set them in Settings or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+    if not settings.r2_endpoint_url:
+        raise StorageError("no R2/S3 endpoint URL: set it in Settings or AWS_S3_ENDPOINT_URL")
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=settings.r2_region or "auto",
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+        max_pool_connections=max(10, DEFAULT_CONCURRENCY * 2),
+    )
+    # A private session: never pick up a developer's ~/.aws profile or a default session's state.
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=settings.r2_endpoint_url,
+        aws_access_key_id=creds.access_key_id,
+        aws_secret_access_key=creds.secret_access_key,
+        config=config,
+    )
+
+
+def client_from_settings(settings: Settings, creds: Credentials | None = None) -> Any:
+    if creds is None:
+        from core.storage.credentials import get_credentials
+
+        creds = get_credentials()
+    return make_s3_client(settings, creds)
+
+
+# -- hashing --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileDigest:
+    size: int
+    sha256: str
+    part_size: int
+    part_md5s: tuple[bytes, ...]  # one per part; one entry for a single PUT
+    multipart: bool
+
+    def expected_etag(self) -> str:
+        """The ETag S3-compatible stores compute: md5, or md5 of the part md5s plus "-N"."""
+        if not self.multipart:
+            return self.part_md5s[0].hex()
+        return f"{hashlib.md5(b''.join(self.part_md5s)).hexdigest()}-{len(self.part_md5s)}"
+
+
+def plan_part_size(size: int, part_size: int) -> int:
+    """Our part size, raised only when the file would need more than 10,000 parts (never for 500 MB)."""
+    part = max(part_size, MIN_PART_SIZE)
+    while size > part * MAX_PARTS:
+        part *= 2
+    return part
+
+
+def digest_file(path: Path, part_size: int, threshold: int | None = None) -> FileDigest:
+    """One pass over the file: sha256 of the whole, md5 of each part (for Content-MD5 and the ETag)."""
+    size = path.stat().st_size
+    threshold = part_size if threshold is None else threshold
+    single = size <= threshold
+    part_size = plan_part_size(size, part_size)
+    sha = hashlib.sha256()
+    md5s: list[bytes] = []
+    with open(path, "rb") as handle:
+        if single:
+            md5 = hashlib.md5()
+            while chunk := handle.read(READ_CHUNK):
+                sha.update(chunk)
+                md5.update(chunk)
+            md5s.append(md5.digest())
+        else:
+            while True:
+                md5 = hashlib.md5()
+                remaining = part_size
+                got = 0
+                while remaining and (chunk := handle.read(min(READ_CHUNK, remaining))):
+                    sha.update(chunk)
+                    md5.update(chunk)
+                    remaining -= len(chunk)
+                    got += len(chunk)
+                if not got:
+                    break
+                md5s.append(md5.digest())
+    return FileDigest(size, sha.hexdigest(), size if single else part_size, tuple(md5s), multipart=not single)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- upload ---------------------------------------------------------------------------------------
+@dataclass
+class UploadResult:
+    bucket: str
+    key: str
+    sha256: str
+    size: int
+    etag: str
+    parts: int
+    skipped: bool = False  # the bucket already held this exact object
+
+    @property
+    def url(self) -> str:
+        return make_r2_url(self.bucket, self.key)
+
+
+@dataclass
+class RemoteObject:
+    size: int
+    sha256: str | None
+    etag: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in ("404", "NoSuchKey", "NotFound") or status == 404
+    return False
+
+
+def head(client: Any, bucket: str, key: str) -> RemoteObject | None:
+    try:
+        response = client.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _is_not_found(exc):
+            return None
+        raise
+    metadata = {str(k).lower(): str(v) for k, v in (response.get("Metadata") or {}).items()}
+    return RemoteObject(
+        size=int(response.get("ContentLength", -1)),
+        sha256=metadata.get(SHA256_METADATA_KEY),
+        etag=str(response.get("ETag", "")).strip('"'),
+        metadata=metadata,
+    )
+
+
+def verify_remote(client: Any, bucket: str, key: str, digest: FileDigest) -> RemoteObject:
+    """The bucket holds our bytes: size, our sha256 metadata and (when comparable) the content ETag."""
+    remote = head(client, bucket, key)
+    if remote is None:
+        raise StorageError(f"r2://{bucket}/{key}: not found after upload")
+    problems = []
+    if remote.size != digest.size:
+        problems.append(f"size {remote.size} != {digest.size}")
+    if remote.sha256 != digest.sha256:
+        problems.append(f"sha256 metadata {remote.sha256!r} != {digest.sha256}")
+    # The ETag is computed by the server from the bytes it stored: it checks content, not just the
+    # metadata we sent. Only compared when it has the MD5 form (some stores use other ETags).
+    if _MD5_ETAG.match(remote.etag) and remote.etag != digest.expected_etag():
+        problems.append(f"ETag {remote.etag} != {digest.expected_etag()}")
+    if problems:
+        raise StorageError(f"r2://{bucket}/{key} does not match the local file: {'; '.join(problems)}")
+    return remote
+
+
+def _read_part(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise StorageError(f"{path}: file changed during upload (short read)", retryable=False)
+    return data
+
+
+def abort_multipart(client: Any, bucket: str, key: str, upload_id: str) -> None:
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except Exception as exc:
+        if not _is_not_found(exc):
+            raise
+
+
+def upload_file(
+    client: Any,
+    path: str | Path,
+    bucket: str,
+    key: str,
+    *,
+    part_size: int = DEFAULT_PART_SIZE,
+    threshold: int | None = None,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
+    expected_sha256: str | None = None,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
+    on_multipart_start: Callable[[str], None] | None = None,
+    on_part_done: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> UploadResult:
+    """Upload ``path`` to ``bucket/key`` and verify it; returns what the bucket now holds.
+
+    Files up to ``threshold`` (default: ``part_size``) go in one PUT, larger ones as a multipart
+    upload with equal parts. Both carry ``Content-MD5`` and the file's sha256 as metadata. An object
+    already present with the same size and sha256 is not sent again. Raises StorageError (or the
+    botocore error) on failure; a failed multipart upload is aborted so no parts linger.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise StorageError(f"{source}: file not found", retryable=False)
+    check_size(str(source), source.stat().st_size, max_bytes, "the file")
+    digest = digest_file(source, part_size, threshold)
+    if expected_sha256 and digest.sha256 != expected_sha256:
+        raise StorageError(
+            f"{source}: sha256 {digest.sha256[:12]}… differs from the recorded {expected_sha256[:12]}… "
+            "(the file changed since it was recorded)",
+            retryable=False,
+        )
+    existing = head(client, bucket, key)
+    if existing is not None and existing.sha256 == digest.sha256 and existing.size == digest.size:
+        remote = verify_remote(client, bucket, key, digest)
+        return UploadResult(bucket, key, digest.sha256, digest.size, remote.etag, len(digest.part_md5s), skipped=True)
+
+    metadata = {SHA256_METADATA_KEY: digest.sha256}
+    if not digest.multipart:
+        with open(source, "rb") as handle:
+            client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=handle,
+                ContentLength=digest.size,
+                ContentMD5=base64.b64encode(digest.part_md5s[0]).decode(),
+                Metadata=metadata,
+            )
+        if on_part_done:
+            on_part_done(1, 1)
+    else:
+        _multipart_upload(
+            client, source, bucket, key, digest, metadata, max_concurrency, on_multipart_start, on_part_done, should_stop
+        )
+    remote = verify_remote(client, bucket, key, digest)
+    return UploadResult(bucket, key, digest.sha256, digest.size, remote.etag, len(digest.part_md5s))
+
+
+def _multipart_upload(
+    client: Any,
+    source: Path,
+    bucket: str,
+    key: str,
+    digest: FileDigest,
+    metadata: dict[str, str],
+    max_concurrency: int,
+    on_multipart_start: Callable[[str], None] | None,
+    on_part_done: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    created = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)
+    upload_id = str(created["UploadId"])
+    if on_multipart_start:
+        on_multipart_start(upload_id)
+    total = len(digest.part_md5s)
+    etags: dict[int, str] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(number: int) -> None:
+        if stop.is_set() or (should_stop is not None and should_stop()):
+            stop.set()
+            raise StorageError("upload stopped", retryable=True)
+        offset = (number - 1) * digest.part_size
+        length = min(digest.part_size, digest.size - offset)
+        data = _read_part(source, offset, length)
+        md5 = hashlib.md5(data).digest()
+        if md5 != digest.part_md5s[number - 1]:
+            raise StorageError(f"{source}: file changed during upload (part {number})", retryable=False)
+        response = client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentLength=length,
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
+        with lock:
+            etags[number] = str(response["ETag"])
+            done = len(etags)
+        if on_part_done:
+            on_part_done(done, total)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, total)), thread_name_prefix="s3-part") as pool:
+            futures: list[Future[None]] = [pool.submit(send, n) for n in range(1, total + 1)]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                error = failed[0].exception()
+                assert error is not None
+                raise error
+        client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"ETag": etags[n], "PartNumber": n} for n in range(1, total + 1)]},
+        )
+    except BaseException:
+        try:
+            abort_multipart(client, bucket, key, upload_id)
+        except Exception as exc:  # endpoint gone: the outbox keeps the upload id and aborts later
+            log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
+        raise
+
+
+# -- download -------------------------------------------------------------------------------------
+def objects_dir() -> Path:
+    folder = paths.cache_dir() / "objects"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def cached_object(sha256: str) -> Path | None:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        return None
+    candidate = objects_dir() / sha256
+    return candidate if candidate.is_file() else None
+
+
+def download_file(
+    client: Any,
+    url: str,
+    *,
+    expected_sha256: str | None = None,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
+) -> Path:
+    """Download ``r2://bucket/key`` into the content-addressed cache; returns the cached file.
+
+    The cache key is the sha256 (``expected_sha256``, else the object's ``sha256`` metadata): an
+    object already cached is not downloaded again. Bytes go to a temp file in the cache folder and
+    become ``objects/<sha256>`` only after the hash checked out (atomic ``os.replace``), so an
+    interrupted or corrupted download never becomes a cache entry.
+    """
+    if expected_sha256:
+        hit = cached_object(expected_sha256)
+        if hit is not None:
+            return hit
+    bucket, key = parse_r2_url(url)
+    remote = head(client, bucket, key)
+    if remote is None:
+        raise StorageError(f"{url}: no such object", retryable=False)
+    check_size(url, remote.size, max_bytes, "the object")
+    wanted = expected_sha256 or remote.sha256
+    if wanted:
+        hit = cached_object(wanted)
+        if hit is not None:
+            return hit
+    folder = objects_dir()
+    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        received = 0
+        with os.fdopen(fd, "wb") as handle:
+            response = client.get_object(Bucket=bucket, Key=key)
+            for chunk in response["Body"].iter_chunks(READ_CHUNK):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise StorageError(f"{url}: larger than announced, over the limit; download stopped", retryable=False)
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        actual = digest.hexdigest()
+        if received != remote.size:
+            raise StorageError(f"{url}: received {received} bytes, expected {remote.size}")
+        if wanted and actual != wanted:
+            raise StorageError(f"{url}: sha256 {actual} does not match the expected {wanted}; not cached")
+        target = folder / actual
+        os.replace(tmp, target)
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download_checkpoint(
+    url_or_path: str,
+    *,
+    client: Any | None = None,
+    settings: Settings | None = None,
+    expected_sha256: str | None = None,
+) -> Path:
+    """The seed's ``download_checkpoint``: a local path is checked and returned, an r2:// URL cached."""
+    from core.storage.r2url import is_r2_url
+
+    if not is_r2_url(url_or_path):
+        local = Path(url_or_path).expanduser()
+        if not local.is_file():
+            raise StorageError(f"{local}: checkpoint file not found", retryable=False)
+        return local
+    if client is None:
+        if settings is None:
+            raise StorageError("downloading needs the storage settings (endpoint, bucket)")
+        client = client_from_settings(settings)
+    return download_file(client, url_or_path, expected_sha256=expected_sha256, max_bytes=MAX_CHECKPOINT_BYTES)
+
+
+def download_dataset(
+    url: str,
+    dest: str | Path,
+    *,
+    client: Any | None = None,
+    settings: Settings | None = None,
+    expected_sha256: str | None = None,
+) -> Path:
+    """Download ``r2://…/dataset.zip`` (5 GB limit) and extract it safely into ``dest``."""
+    from core.datasets.zipsafe import safe_extract
+
+    if client is None:
+        if settings is None:
+            raise StorageError("downloading needs the storage settings (endpoint, bucket)")
+        client = client_from_settings(settings)
+    archive = download_file(client, url, expected_sha256=expected_sha256, max_bytes=MAX_DATASET_BYTES)
+    return safe_extract(archive, Path(dest), max_total_bytes=MAX_DATASET_BYTES)

@@ -1,0 +1,217 @@
+"""End-to-end: `vision-platform train` runs a real timm classifier in a worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from core.config import config_from_dict
+from core.db.engine import Store, open_store
+from core.jobs import store as job_store
+from core.jobs.runner import JobRunner
+from tests.helpers.datasets_gen import make_imagefolder
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, home: Path, timeout: float = 300, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, VP_HOME=str(home), PYTHONPATH=str(ROOT))
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "vision_platform", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=str(ROOT))
+
+
+def write_job(path: Path, dataset: Path, **overrides: object) -> Path:
+    config: dict[str, object] = {"dataset": str(dataset), "model": "test_resnet", "epochs": 3, "batch_size": 8,
+                                 "image_size": 32, "learning_rate": 0.005, "seed": 1}
+    config.update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def colour_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("colours") / "data"
+    make_imagefolder(root, classes=("red", "green", "blue"), per_class=24, size=32)
+    return root
+
+
+def test_train_cli_end_to_end(vp_home: Path, colour_dataset: Path, tmp_path: Path) -> None:
+    job_file = write_job(tmp_path / "job.yaml", colour_dataset)
+    result = run_cli("train", str(job_file), home=vp_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "job 1 completed" in result.stdout
+
+    store = open_store()
+    job = job_store.get_job(store, 1)
+    assert job.status == "completed" and job.completed_at is not None
+    epochs = job_store.metric_rows(store, 1, kind="epoch")
+    assert [row.epoch for row in epochs] == [1, 2, 3]
+    assert all(row.loss is not None and row.accuracy is not None and row.learning_rate is not None for row in epochs)
+    steps = job_store.metric_rows(store, 1, kind="step")
+    assert steps and all(row.loss is not None for row in steps)
+    # Colour classes are easy: clearly above chance (1/3).
+    assert max(row.accuracy or 0 for row in epochs) >= 0.7
+    assert job.best_metric_name == "val/accuracy" and job.best_metric_value is not None
+
+    run_dir = Path(job.output_dir or "")
+    args = yaml.safe_load((run_dir / "args.yaml").read_text())
+    assert args["model"] == "test_resnet" and args["epochs"] == 3 and args["split"]["strategy"] == "stratified"
+
+    checkpoints = {c.kind: c for c in job_store.checkpoints(store, 1)}
+    assert set(checkpoints) == {"best", "last"}
+    assert checkpoints["last"].epoch == 3
+    from core.reporter import sha256_file
+
+    for ckpt in checkpoints.values():
+        assert ckpt.sha256 == sha256_file(Path(ckpt.path))
+        state = torch.load(ckpt.path, map_location="cpu", weights_only=True)
+        assert state["class_names"] == ["blue", "green", "red"]
+
+    from adapters.timm_adapter import TimmAdapter
+    from core.reporter import JsonLinesReporter
+
+    config = config_from_dict({"dataset": str(colour_dataset), "device": "cpu"})
+    adapter = TimmAdapter(config, tmp_path / "infer", JsonLinesReporter())
+    adapter.load_checkpoint(Path(checkpoints["best"].path))
+    hits = 0
+    for colour in ("red", "green", "blue"):
+        for image in sorted((colour_dataset / colour).iterdir())[:4]:
+            prediction = adapter.run_inference(image, top_k=2)
+            assert len(prediction["top_k"]) == 2 and prediction["inference_time_ms"] > 0
+            hits += prediction["top_k"][0]["label"] == colour
+    assert hits >= 9, f"only {hits}/12 training images classified correctly"
+
+    listing = run_cli("jobs", home=vp_home)
+    assert "completed" in listing.stdout and "3/3" in listing.stdout
+    shown = run_cli("show", "1", home=vp_home)
+    assert "val/accuracy" in shown.stdout and "best" in shown.stdout and "last" in shown.stdout
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _start_in_thread(store: Store, job_id: int) -> tuple[threading.Thread, dict[str, str]]:
+    outcome: dict[str, str] = {}
+    thread = threading.Thread(target=lambda: outcome.update(status=JobRunner(store).run(job_id)))
+    thread.start()
+    return thread, outcome
+
+
+def test_kill_minus_nine_mid_epoch_then_resume(vp_home: Path, colour_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store()
+    config = config_from_dict({"dataset": str(colour_dataset), "model": "test_resnet", "epochs": 3, "batch_size": 8,
+                               "image_size": 32, "seed": 3})
+    job_id = job_store.create_job(store, config)
+    monkeypatch.setenv("VP_FAULT", "slow_step=0.15")  # slow batches so the kill lands mid-epoch
+    thread, outcome = _start_in_thread(store, job_id)
+    _wait_for(lambda: (job_store.get_job(store, job_id).current_epoch or 0) >= 2
+              and job_store.latest_checkpoint(store, job_id, "last") is not None)
+    worker_pid = job_store.get_job(store, job_id).worker_pid
+    assert worker_pid
+    os.kill(worker_pid, signal.SIGKILL)
+    thread.join(60)
+    assert outcome["status"] == "failed"
+    job = job_store.get_job(store, job_id)
+    assert job.status == "failed"
+    assert "SIGKILL" in (job.error_message or "") and job.exit_code == -signal.SIGKILL
+    with sqlite3.connect(store.db_file) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    last = job_store.latest_checkpoint(store, job_id, "last")
+    assert last is not None and last.epoch == 1
+    state = torch.load(last.path, map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1
+
+    monkeypatch.delenv("VP_FAULT")
+    job_store.requeue_for_resume(store, job_id)
+    thread, outcome = _start_in_thread(store, job_id)
+    thread.join(180)
+    assert outcome["status"] == "completed"
+    epochs = [row.epoch for row in job_store.metric_rows(store, job_id, kind="epoch")]
+    assert epochs == [1, 2, 3]  # resumed at 2, no epoch twice
+    log_text = (Path(job.output_dir or "") / "worker.log").read_text()
+    assert "resuming from" in log_text and "at epoch 2" in log_text
+
+
+def test_cancel_between_batches_then_extend(vp_home: Path, colour_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store()
+    config = config_from_dict({"dataset": str(colour_dataset), "model": "test_resnet", "epochs": 2, "batch_size": 8,
+                               "image_size": 32})
+    job_id = job_store.create_job(store, config)
+    monkeypatch.setenv("VP_FAULT", "slow_step=0.15")
+    thread, outcome = _start_in_thread(store, job_id)
+    _wait_for(lambda: job_store.latest_checkpoint(store, job_id, "last") is not None
+              and (job_store.get_job(store, job_id).current_epoch or 0) >= 2)
+    assert job_store.request_cancel(store, job_id) == "stopping"
+    thread.join(60)
+    assert outcome["status"] == "cancelled"
+    assert job_store.get_job(store, job_id).status == "cancelled"
+
+    monkeypatch.delenv("VP_FAULT")
+    job_store.requeue_for_resume(store, job_id, extra_epochs=1)
+    thread, outcome = _start_in_thread(store, job_id)
+    thread.join(180)
+    assert outcome["status"] == "completed"
+    assert [r.epoch for r in job_store.metric_rows(store, job_id, kind="epoch")] == [1, 2, 3]
+    assert job_store.get_job(store, job_id).epochs == 3
+
+
+def test_bad_inputs_give_clear_errors(vp_home: Path, colour_dataset: Path, tmp_path: Path) -> None:
+    missing = run_cli("train", str(write_job(tmp_path / "a.yaml", tmp_path / "nope")), home=vp_home)
+    assert missing.returncode == 2 and "dataset not found" in missing.stderr and "nope" in missing.stderr
+
+    unknown_key = tmp_path / "b.yaml"
+    unknown_key.write_text(f"dataset: {colour_dataset}\nbatchsize: 4\n")
+    result = run_cli("train", str(unknown_key), home=vp_home)
+    assert result.returncode == 2 and "unknown key 'batchsize'" in result.stderr
+
+    bad_model = run_cli("train", str(write_job(tmp_path / "c.yaml", colour_dataset, model="resnet_99x", epochs=1)),
+                        home=vp_home)
+    assert bad_model.returncode == 1
+    assert "unknown timm model 'resnet_99x'" in bad_model.stderr
+    assert "Traceback" not in bad_model.stderr  # a user error, not a crash
+
+    started = time.monotonic()
+    no_weights = run_cli("train", str(write_job(tmp_path / "d.yaml", colour_dataset, model="resnet18", pretrained=True)),
+                         home=vp_home, extra_env={"HF_HOME": str(tmp_path / "empty_hf")})
+    assert no_weights.returncode == 1
+    assert "pretrained weights for 'resnet18' are not on this computer" in no_weights.stderr
+    assert "Import a weights file" in no_weights.stderr and "train from scratch" in no_weights.stderr
+    assert time.monotonic() - started < 60  # no minutes-long download retry
+
+
+def test_corrupt_image_is_skipped_and_reported(vp_home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_imagefolder(data, classes=("red", "green"), per_class=12, size=32, ext=".jpg")
+    good = sorted((data / "red").iterdir())[0]
+    corrupt = data / "red" / "zz_truncated.jpg"
+    corrupt.write_bytes(good.read_bytes()[:200])
+    result = run_cli("train", str(write_job(tmp_path / "job.yaml", data, epochs=1)), home=vp_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "zz_truncated.jpg" in result.stdout + result.stderr
+
+
+def test_empty_class_folder_is_named(vp_home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_imagefolder(data, classes=("red", "green"), per_class=10, size=32)
+    (data / "purple").mkdir()
+    result = run_cli("train", str(write_job(tmp_path / "job.yaml", data, epochs=1)), home=vp_home)
+    assert "purple" in result.stdout + result.stderr

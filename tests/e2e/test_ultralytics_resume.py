@@ -1,0 +1,82 @@
+"""Cancel a YOLO job mid-epoch, resume it, then extend the finished job by N epochs (real CPU training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import config_from_dict
+from core.jobs import store as job_store
+from core.jobs.runner import JobRunner
+from tests.e2e.test_ultralytics_network import install_network_guard
+from tests.helpers.datasets_gen import make_dice_detection
+
+pytestmark = pytest.mark.slow
+
+
+def _epochs(store: Any, job_id: int) -> list[int]:
+    return [row.epoch for row in job_store.metric_rows(store, job_id, kind="epoch")]
+
+
+def _last(store: Any, job_id: int) -> Any:
+    last = job_store.latest_checkpoint(store, job_id, "last")
+    assert last is not None
+    return last
+
+
+def test_cancel_resume_and_extend_continue_the_epoch_count(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = install_network_guard(tmp_path, monkeypatch)
+    dataset = make_dice_detection(tmp_path / "dice", n=20, size=64)
+    config = config_from_dict({
+        "framework": "ultralytics", "task": "detect", "model": "yolo11n", "pretrained": False,
+        "dataset": str(dataset), "epochs": 3, "batch_size": 8, "image_size": 64, "workers": 0, "device": "cpu",
+        "split": {"strategy": "random", "ratio": 0.8, "seed": 1},
+        "framework_args": {"mosaic": 0.0, "plots": False, "warmup_epochs": 0},
+    })
+    job_id = job_store.create_job(store, config)
+
+    def cancel_in_epoch_two(jid: int, event: dict[str, Any]) -> None:
+        if event.get("type") == "progress" and event.get("epoch") == 2:
+            job_store.request_cancel(store, jid)
+
+    assert JobRunner(store, on_event=cancel_in_epoch_two).run(job_id) == "cancelled"
+    assert _epochs(store, job_id) == [1]
+    assert _last(store, job_id).epoch == 1
+    steps_before = job_store.metric_rows(store, job_id, kind="step")
+    assert any(row.epoch == 2 for row in steps_before), "the cancel came during epoch 2"
+
+    # A kill while Ultralytics rewrote last.pt in place leaves a truncated file: resume must use the
+    # verified copy written after the previous save.
+    last_pt = Path(_last(store, job_id).path)
+    last_pt.write_bytes(last_pt.read_bytes()[: last_pt.stat().st_size // 2])
+    warnings: list[str] = []
+
+    def collect(jid: int, event: dict[str, Any]) -> None:
+        if event.get("type") == "warning":
+            warnings.append(str(event.get("message")))
+
+    job_store.requeue_for_resume(store, job_id)
+    status = JobRunner(store, on_event=collect).run(job_id)
+    job = job_store.get_job(store, job_id)
+    assert status == "completed", f"{job.error_message}\n{job.error_traceback}"
+    assert _epochs(store, job_id) == [1, 2, 3]
+    assert any("last.pt cannot be loaded" in w for w in warnings), warnings
+    assert _last(store, job_id).epoch == 3
+    steps = [(row.epoch, row.step) for row in job_store.metric_rows(store, job_id, kind="step")]
+    assert len(steps) == len(set(steps)), "the interrupted epoch's partial step rows were replaced, not duplicated"
+
+    job_store.requeue_for_resume(store, job_id, extra_epochs=2)
+    status = JobRunner(store).run(job_id)
+    job = job_store.get_job(store, job_id)
+    assert status == "completed", f"{job.error_message}\n{job.error_traceback}"
+    assert _epochs(store, job_id) == [1, 2, 3, 4, 5]
+    assert _last(store, job_id).epoch == 5
+    from core.reporter import sha256_file
+
+    last = _last(store, job_id)
+    assert last.sha256 == sha256_file(Path(last.path))
+    assert attempts.read_text(encoding="utf-8") == ""

@@ -1,0 +1,105 @@
+"""GUI test fixtures: offscreen Qt, a private data dir and QSettings per test, a real SQLite store.
+
+The environment is set before anything from ``app`` is imported, so no test can touch the user's
+real data folder or window settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ["VP_HOME"] = tempfile.mkdtemp(prefix="vp-gui-home-")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool  # noqa: E402
+
+# What `vision-platform models FW '*'` and `sysinfo` print (trimmed lists): the window is built
+# with a primed helper cache so tests do not start a torch-importing subprocess each time.
+# test_helper_process.py runs the real subprocess.
+SYSINFO = {"devices": [{"id": "cpu", "name": "CPU", "memory_bytes": None}], "versions": {}}
+MODELS = {
+    "timm": {"framework": "timm", "tasks": ["classify"],
+             "models": ["resnet18", "resnet34", "resnet50", "efficientnet_b0", "vit_tiny_patch16_224"]},
+    "ultralytics": {"framework": "ultralytics", "tasks": ["classify", "detect", "segment", "pose"],
+                    "models": ["yolo11n.yaml", "yolo11n-seg.yaml", "yolo11n-cls.yaml", "yolo11n-pose.yaml"]},
+}
+
+
+@pytest.fixture
+def vp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("VP_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def qsettings_dir(tmp_path: Path, qapp: Any) -> Iterator[Path]:
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    QCoreApplication.setOrganizationName("VisionPlatformTests")
+    QCoreApplication.setApplicationName("Vision Platform Tests")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield folder
+
+
+@pytest.fixture
+def store(vp_home: Path) -> Iterator[Any]:
+    from core.db.engine import close_all_stores, open_store
+
+    yield open_store(vp_home / "vision_platform.db")
+    QThreadPool.globalInstance().waitForDone(10_000)
+    close_all_stores()
+
+
+def make_helpers() -> Any:
+    from app.helper_process import HelperService
+
+    helpers = HelperService()
+    helpers.prime(sysinfo=SYSINFO, models=MODELS)
+    return helpers
+
+
+@pytest.fixture
+def window(qtbot: Any, store: Any, qsettings_dir: Path) -> Iterator[Any]:
+    from app.main_window import MainWindow
+
+    win = MainWindow(store, helpers=make_helpers())
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    win.datasets_page.browser.model.loader.wait(10_000)
+    QThreadPool.globalInstance().waitForDone(10_000)
+
+
+def wait_dataset(qtbot: Any, win: Any, timeout: int = 20_000) -> Any:
+    """Wait until the page shows an opened dataset (or a banner) and return the loaded dataset."""
+    qtbot.waitUntil(lambda: not win.datasets_page.is_busy(), timeout=timeout)
+    return win.state.dataset
+
+
+def drop_path(win: Any, path: Path) -> None:
+    """Deliver a real QDropEvent for ``path`` to the window (the drag-and-drop code path)."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    pos = win.rect().center()
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(win, enter)
+    assert enter.isAccepted(), "the window refused the drag"
+    drop = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(win, drop)

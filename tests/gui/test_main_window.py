@@ -1,0 +1,115 @@
+"""The main window: pages, menus and shortcuts, status bar, projects, geometry, settings, imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QKeySequence
+
+from tests.gui.conftest import make_helpers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_window_shows_default_project_pages_and_status(window: Any) -> None:
+    assert window.sidebar.project_names() == ["Default"]
+    assert set(window.pages) == {"datasets", "train", "jobs", "inference"}
+    assert window.current_page() == "datasets"
+    assert window.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
+    assert window.new_job_action.shortcut() == QKeySequence(QKeySequence.StandardKey.New)
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    # Primed sysinfo has only the CPU.
+    assert "No GPU" in window.gpu_label.text()
+    assert window.online_label.text() == "Offline mode"
+    assert window.datasets_page.stack.currentWidget() is window.datasets_page.empty
+    assert not window.windowIcon().isNull()
+
+
+def test_new_job_shortcut_opens_configurator_and_jobs_empty_state_leads_there(window: Any, qtbot: Any) -> None:
+    window.new_job_action.trigger()
+    assert window.current_page() == "train"
+    window.show_page("jobs")
+    page = window.jobs_page
+    assert page.stack.currentWidget() is page.empty
+    assert "No jobs yet" in page.empty.text.text()
+    button = page.empty.findChildren(type(window.train_page.start_button))[0]
+    button.click()
+    assert window.current_page() == "train"
+
+
+def test_projects_create_rename_delete(window: Any, qtbot: Any, store: Any) -> None:
+    sidebar = window.sidebar
+    project_id = sidebar.create_named("Cats")
+    assert project_id is not None
+    assert sidebar.project_names() == ["Default", "Cats"]
+    assert window.state.project_id == project_id
+    assert sidebar.create_named("Cats") is None  # duplicate names are refused in place
+    assert "already exists" in sidebar.message.text()
+    assert sidebar.rename(project_id, "Dogs")
+    assert sidebar.project_names() == ["Default", "Dogs"]
+    default_id = next(p for p in __import__("app.models.projects", fromlist=["x"]).list_projects(store)
+                      if p.name == "Default").id
+    assert not sidebar.delete(default_id)
+    assert "cannot be deleted" in sidebar.message.text()
+    assert sidebar.delete(project_id)
+    assert sidebar.project_names() == ["Default"]
+    assert window.state.project_id == default_id
+
+
+def test_geometry_is_restored(qtbot: Any, store: Any, qsettings_dir: Path) -> None:
+    from app.main_window import MainWindow
+
+    first = MainWindow(store, helpers=make_helpers())
+    qtbot.addWidget(first)
+    first.resize(900, 640)
+    first.show()
+    qtbot.waitExposed(first)
+    first.close()
+    assert QSettings().value("window/geometry") is not None
+    second = MainWindow(store, helpers=make_helpers())
+    qtbot.addWidget(second)
+    assert (second.width(), second.height()) == (900, 640)
+    second.close()
+
+
+def test_settings_dialog_saves_settings(window: Any, qtbot: Any, store: Any) -> None:
+    from core.settings import Settings
+
+    dialog = window.open_settings()
+    qtbot.waitExposed(dialog)
+    assert dialog.keyring_notice.text()  # where keys go is always said
+    dialog.offline.setChecked(False)
+    dialog.max_jobs.setValue(2)
+    dialog.endpoint.setText("http://127.0.0.1:9")
+    dialog.accept()
+    saved = Settings.load(store)
+    assert saved.offline_mode is False
+    assert saved.max_concurrent_jobs == 2
+    assert saved.r2_endpoint_url == "http://127.0.0.1:9"
+    assert window.online_label.text() == "Online"
+
+
+def test_test_connection_reports_failure_in_place(window: Any, qtbot: Any) -> None:
+    dialog = window.open_settings()
+    dialog.endpoint.setText("http://127.0.0.1:9")  # nothing listens on the discard port
+    dialog.access_key.setText("key")
+    dialog.secret.setText("secret")
+    dialog.run_test()
+    qtbot.waitUntil(lambda: dialog.test_result.text() not in ("", "Connecting…"), timeout=60_000)
+    assert dialog.test_result.text().startswith("Connection failed")
+    dialog.reject()
+
+
+def test_app_imports_no_ml_framework() -> None:
+    code = (
+        "import os, sys; os.environ['QT_QPA_PLATFORM']='offscreen';"
+        "import app.main, app.main_window, app.pages.train_page, app.pages.datasets_page;"
+        "bad=[m for m in ('torch','timm','ultralytics','mlflow','torchvision','transformers') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
