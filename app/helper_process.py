@@ -153,9 +153,9 @@ class HelperService(QObject):
         self._calls.clear()
 
     def _forget(self, key: str) -> None:
-        call = self._calls.pop(key, None)
-        if call is not None:
-            call.deleteLater()
+        # Not deleteLater(): this runs inside the call's own signal; the finished call (a few per
+        # session) stays a child of this service and goes with it.
+        self._calls.pop(key, None)
 
     def _on_models(self, framework: str, payload: dict[str, Any]) -> None:
         self._forget(f"models:{framework}")

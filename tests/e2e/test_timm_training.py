@@ -215,3 +215,27 @@ def test_empty_class_folder_is_named(vp_home: Path, tmp_path: Path) -> None:
     (data / "purple").mkdir()
     result = run_cli("train", str(write_job(tmp_path / "job.yaml", data, epochs=1)), home=vp_home)
     assert "purple" in result.stdout + result.stderr
+
+
+def test_app_killed_worker_follows_and_job_becomes_interrupted(vp_home: Path, colour_dataset: Path, tmp_path: Path) -> None:
+    import psutil
+
+    job_file = write_job(tmp_path / "job.yaml", colour_dataset, epochs=3)
+    env = dict(os.environ, VP_HOME=str(vp_home), PYTHONPATH=str(ROOT), VP_FAULT="slow_step=0.2")
+    cli = subprocess.Popen([sys.executable, "-m", "vision_platform", "train", str(job_file)], env=env, cwd=str(ROOT),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = open_store()
+    try:
+        _wait_for(lambda: bool(job_store.list_jobs(store)) and (job_store.list_jobs(store)[0].current_step or 0) >= 1)
+        job = job_store.list_jobs(store)[0]
+        assert job.status == "running" and job.worker_pid
+        cli.kill()  # the app (runner) dies without any cleanup
+        cli.wait(10)
+        # The worker notices its parent is gone and exits by itself (no orphan holding the GPU).
+        _wait_for(lambda: not psutil.pid_exists(job.worker_pid) or psutil.Process(job.worker_pid).status() == "zombie",
+                  timeout=15)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert job_store.reconcile_orphaned_jobs(store) == [job.id]
+    assert job_store.get_job(store, job.id).status == "interrupted"
