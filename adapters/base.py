@@ -118,7 +118,7 @@ class TrainingAdapter(ABC):
     def on_train_start(self) -> None:
         self.reporter.status("training", f"{self.config.model} on {self.config.dataset}")
 
-    def on_train_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+    def on_train_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: B027 - optional hook
         """After the last batch of an epoch, before validation."""
 
     def on_fit_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -129,7 +129,7 @@ class TrainingAdapter(ABC):
                       metric_value: float | None = None) -> None:
         self.reporter.checkpoint(kind, path, epoch=epoch, metric_name=metric_name, metric_value=metric_value)
 
-    def on_train_end(self, result: TrainResult) -> None:
+    def on_train_end(self, result: TrainResult) -> None:  # noqa: B027 - optional hook
         """After training (completed or stopped)."""
 
     def fit(self) -> TrainResult:

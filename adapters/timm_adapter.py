@@ -403,10 +403,10 @@ class TimmAdapter(TrainingAdapter):
         if isinstance(image, bytes):
             if len(image) > MAX_IMAGE_BYTES:
                 raise AdapterError(f"image is {len(image) / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB")
-            pil = Image.open(io.BytesIO(image))
-            width, height = pil.size
-            pil = pil.convert("RGB").resize((self.inference_size, self.inference_size), Image.Resampling.BILINEAR)
-            array = np.asarray(pil, dtype=np.uint8).transpose(2, 0, 1).copy()
+            with Image.open(io.BytesIO(image)) as opened:
+                width, height = opened.size
+                resized = opened.convert("RGB").resize((self.inference_size, self.inference_size), Image.Resampling.BILINEAR)
+            array = np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1).copy()
         else:
             check_image_limits(Path(image))
             with Image.open(image) as pil_image:

@@ -92,7 +92,10 @@ def list_models_command(framework: str, pattern: str) -> int:
 
     adapter_class = get_adapter_class(framework)
     models = adapter_class.list_models(pattern)
-    payload: dict[str, Any] = {"framework": framework, "tasks": list(adapter_class.tasks), "models": models}
+    # Which of them have pretrained weights on disk (a cache look-up per model, no download).
+    pretrained = [name for name in models[:2000] if adapter_class.pretrained_available(name)]
+    payload: dict[str, Any] = {"framework": framework, "tasks": list(adapter_class.tasks), "models": models,
+                               "pretrained": pretrained}
     print(json.dumps(payload))
     return 0
 
@@ -123,8 +126,6 @@ def main(argv: list[str]) -> int:
     models.add_argument("framework")
     models.add_argument("pattern", nargs="?", default="*")
     sub.add_parser("sysinfo")
-    infer = sub.add_parser("infer-worker")
-    infer.add_argument("--framework", required=True)
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args.run_dir.resolve(), args.resume)
@@ -132,8 +133,4 @@ def main(argv: list[str]) -> int:
         return list_models_command(args.framework, args.pattern)
     if args.command == "sysinfo":
         return sysinfo_command()
-    if args.command == "infer-worker":
-        from adapters.inference_server import serve
-
-        return serve(args.framework)
     return 2

@@ -50,7 +50,7 @@ class JobConfig(BaseModel):
     weights: str | None = None
     dataset: str = Field(..., min_length=1)
     dataset_format: Literal["auto", "dice", "yolo", "imagefolder", "coco"] = "auto"
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=lambda: SplitConfig.model_validate({}))
     epochs: int = Field(10, ge=1, le=100_000)
     batch_size: int = Field(16, ge=1, le=65_536)
     learning_rate: float = Field(0.001, gt=0, le=10)

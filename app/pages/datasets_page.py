@@ -306,7 +306,9 @@ class HealthTable(QTableWidget):
             self.setItem(row, 0, severity)
             self.setItem(row, 1, QTableWidgetItem(finding.code.replace("_", " ")))
             self.setItem(row, 2, QTableWidgetItem(str(finding.path)))
-            self.setItem(row, 3, QTableWidgetItem(finding.message))
+            message = QTableWidgetItem(finding.message)
+            message.setToolTip(finding.message)
+            self.setItem(row, 3, message)
         self.resizeColumnsToContents()
         self.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
 
@@ -343,6 +345,7 @@ class DatasetsPage(QWidget):
         self.facts = QLabel()
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.format_combo = QComboBox()
+        self.format_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.format_combo.setToolTip("Detected automatically; choose another format if the detection is wrong")
         self.format_combo.activated.connect(self._on_format_override)
         add_more = QPushButton(icon("add"), "Add dataset…")
@@ -516,12 +519,19 @@ class DatasetsPage(QWidget):
         errors = sum(1 for f in dataset.findings if f.severity == "error")
         warnings = sum(1 for f in dataset.findings if f.severity == "warning")
         task = index.task_hint or "unknown task"
-        facts = [plural(len(index.images), "image"), plural(len(index.class_names), "class").replace("classs", "classes"),
-                 task, str(index.source or index.root)]
-        health = "no problems found" if not (errors or warnings) else (
-            f"<span style='color:{ERROR_COLOUR}'>{plural(errors, 'error')}</span>, "
-            f"<span style='color:{WARNING_COLOUR}'>{plural(warnings, 'warning')}</span>")
+        classes = len(index.class_names)
+        facts = [plural(len(index.images), "image"), f"{format_count(classes)} class{'' if classes == 1 else 'es'}", task]
+        problems = []
+        if errors:
+            problems.append(f"<span style='color:{ERROR_COLOUR}'>{plural(errors, 'error')}</span>")
+        if warnings:
+            problems.append(f"<span style='color:{WARNING_COLOUR}'>{plural(warnings, 'warning')}</span>")
+        health = ", ".join(problems) + " (see Health check)" if problems else "no problems found"
         self.facts.setText(" · ".join(facts) + " · " + health)
+        # The full path is long: shown on hover, never squeezing the header.
+        where = str(index.source or index.root)
+        self.title.setToolTip(where)
+        self.facts.setToolTip(where)
         self.format_combo.blockSignals(True)
         self.format_combo.clear()
         for fmt in DATASET_FORMATS[1:]:

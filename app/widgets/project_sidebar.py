@@ -49,6 +49,7 @@ class ProjectSidebar(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.hide()
+        self.setMinimumWidth(190)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(header)

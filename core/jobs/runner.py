@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import paths
 from core.db.engine import Store
@@ -152,7 +152,7 @@ class _EventBatch:
                 if exists is None:
                     session.add(Artifact(job_id=self.job_id, kind=event.get("kind", "file"), path=event["path"]))
             if job_values:
-                session.query(TrainingJob).filter(TrainingJob.id == self.job_id).update(job_values)
+                session.execute(update(TrainingJob).where(TrainingJob.id == self.job_id).values(**job_values))
 
     def _metric_row(self, event: dict[str, Any]) -> tuple[Any, ...]:
         values: dict[str, float] = event.get("values") or {}

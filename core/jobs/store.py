@@ -131,7 +131,7 @@ def claim_job(store: Store, job_id: int) -> bool:
                 cancel_requested=False,
             )
         )
-        return bool(result.rowcount)
+        return bool(getattr(result, "rowcount", 0))
 
 
 def finish_job(store: Store, job_id: int, status: str, *, error: str | None = None, traceback: str | None = None,

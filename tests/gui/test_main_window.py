@@ -65,14 +65,14 @@ def test_geometry_is_restored(qtbot: Any, store: Any, qsettings_dir: Path) -> No
 
     first = MainWindow(store, helpers=make_helpers())
     qtbot.addWidget(first)
-    first.resize(900, 640)
+    first.resize(700, 520)  # the offscreen screen is 800x600
     first.show()
     qtbot.waitExposed(first)
     first.close()
     assert QSettings().value("window/geometry") is not None
     second = MainWindow(store, helpers=make_helpers())
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (900, 640)
+    assert (second.width(), second.height()) == (700, 520)
     second.close()
 
 
