@@ -28,6 +28,7 @@ How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ from core import paths
 log = logging.getLogger(__name__)
 
 VERIFIED_LAST = "last.verified.pt"
+BEST_INFO = "best.json"  # epoch and metric of best.pt, so a resumed run can re-record it after final_eval
 RESUME_FILE = "resume_from.pt"
 _OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 # Arguments the adapter owns: a framework_args entry for one of these would break the run layout or trust.
@@ -283,14 +285,15 @@ class UltralyticsAdapter(TrainingAdapter):
             raise AdapterError(f"{Path(str(source)).name} is a {found} model; this job's task is {task}")
 
     def prepare_model(self) -> None:
+        # Name and trust problems are found before the (slow) framework import.
+        source = None if self.resume else self._resolve_source()
         import_ultralytics()
         from ultralytics import YOLO
 
-        if self.resume:
+        if source is None:
             self._resume_file = self._prepare_resume()
             self._yolo = YOLO(str(self._resume_file), task=self.config.task)
             return
-        source = self._resolve_source()
         self._check_source_task(source)
         self._model_source = Path(source) if isinstance(source, Path) else None
         self._yolo = YOLO(str(source), task=self.config.task)
@@ -341,8 +344,23 @@ class UltralyticsAdapter(TrainingAdapter):
         target = self.weights_dir / RESUME_FILE
         atomic_write_bytes(target, buffer.getvalue())
         self._start_epoch = self._epochs_done = done
+        self._restore_best_info()
         self.reporter.log(f"resuming from {source.name} after epoch {done} of {self.config.epochs}")
         return target
+
+    def _restore_best_info(self) -> None:
+        """best.pt from before the resume: who it is, so an unchanged best is not re-attributed."""
+        best = self.weights_dir / "best.pt"
+        info_file = self.weights_dir / BEST_INFO
+        if not (best.is_file() and info_file.is_file()):
+            return
+        try:
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+            self._best_epoch, self._best_value = int(info["epoch"]), info.get("metric_value")
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        stat = best.stat()
+        self._best_stamp = (stat.st_mtime_ns, stat.st_size)
 
     # ---- training ----
     def _device(self) -> str:
@@ -470,6 +488,8 @@ class UltralyticsAdapter(TrainingAdapter):
                 name = PRIMARY_METRIC[self.config.task]
                 self._best_value = map_epoch_metrics(trainer.metrics or {}).get(name)
                 self._best_epoch = epoch
+                info = {"epoch": epoch, "metric_name": name, "metric_value": self._best_value}
+                atomic_write_bytes(self.weights_dir / BEST_INFO, json.dumps(info).encode("utf-8"))
                 self.on_model_save("best", best, epoch, metric_name=name, metric_value=self._best_value)
 
     def _cb_fit_epoch_end(self, trainer: Any) -> None:
@@ -493,7 +513,7 @@ class UltralyticsAdapter(TrainingAdapter):
         if last.is_file():
             self.on_model_save("last", last, self._epochs_done)
         best = self.weights_dir / "best.pt"
-        if best.is_file() and self._best_stamp is not None:
+        if best.is_file() and self._best_epoch:
             self.on_model_save("best", best, self._best_epoch, metric_name=PRIMARY_METRIC[self.config.task],
                                metric_value=self._best_value)
 

@@ -103,6 +103,7 @@ class HelperService(QObject):
         self._model_errors: dict[str, str] = {}
         self._sysinfo: dict[str, Any] | None = None
         self._calls: dict[str, HelperCall] = {}
+        self._closed = False
 
     # -- cache access -------------------------------------------------------------------------
     def cached_models(self, framework: str) -> dict[str, Any] | None:
@@ -124,7 +125,7 @@ class HelperService(QObject):
             self.models_ready.emit(framework, self._models[framework])
             return
         key = f"models:{framework}"
-        if key in self._calls:
+        if key in self._calls or self._closed:
             return
         call = HelperCall("models", framework, "*", parent=self)
         call.succeeded.connect(lambda payload, fw=framework: self._on_models(fw, payload))
@@ -136,7 +137,7 @@ class HelperService(QObject):
         if self._sysinfo is not None:
             self.sysinfo_ready.emit(self._sysinfo)
             return
-        if "sysinfo" in self._calls:
+        if "sysinfo" in self._calls or self._closed:
             return
         call = HelperCall("sysinfo", parent=self)
         call.succeeded.connect(self._on_sysinfo)
@@ -145,7 +146,8 @@ class HelperService(QObject):
         call.start()
 
     def shutdown(self) -> None:
-        """Stop helpers still running (the app is quitting)."""
+        """Stop helpers still running and start no new ones (the app is quitting)."""
+        self._closed = True
         for call in list(self._calls.values()):
             if call.process.state() != QProcess.ProcessState.NotRunning:
                 call.process.kill()

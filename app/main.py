@@ -41,23 +41,40 @@ def main(argv: list[str]) -> int:
     if chosen and not os.environ.get("VP_HOME"):
         os.environ["VP_HOME"] = str(chosen)
 
-    from app.main_window import MainWindow
-    from core.db.engine import close_all_stores, open_store
-    from core.jobs.queue import JobQueue
-    from core.jobs.store import reconcile_orphaned_jobs
-    from core.settings import Settings
+    from PySide6.QtCore import QTimer
 
-    store = open_store()
-    reconcile_orphaned_jobs(store)
-    settings = Settings.load(store)
-    window = MainWindow(store, settings=settings)
-    queue = JobQueue(store, max_concurrent=settings.max_concurrent_jobs,
-                     on_event=window.job_events.emit_event)
-    window.queue = queue
+    from app.main_window import MainWindow
+
+    window = MainWindow()
+    started: dict[str, object] = {}
+
+    def open_projects() -> None:
+        # After the first paint: the database layer (SQLAlchemy, pydantic, migrations) loads here.
+        if started:
+            return
+        from core.db.engine import open_store
+        from core.jobs.queue import JobQueue
+        from core.jobs.store import reconcile_orphaned_jobs
+        from core.settings import Settings
+
+        store = open_store()
+        reconcile_orphaned_jobs(store)
+        settings = Settings.load(store)
+        window.attach_store(store, settings)
+        queue = JobQueue(store, max_concurrent=settings.max_concurrent_jobs, on_event=window.job_events.emit_event)
+        window.queue = queue
+        queue.start()
+        started["queue"] = queue
+
+    window.first_painted.connect(lambda: QTimer.singleShot(0, open_projects))
+    QTimer.singleShot(1000, open_projects)  # no paint event (minimised start): open anyway
     window.show()
-    queue.start()
     try:
         return app.exec()
     finally:
-        queue.stop()
+        queue = started.get("queue")
+        if queue is not None:
+            queue.stop()  # type: ignore[attr-defined]
+        from core.db.engine import close_all_stores
+
         close_all_stores()

@@ -1,10 +1,16 @@
-"""The main window: project sidebar, a toolbar that reads like the pipeline, pages, status bar."""
+"""The main window: project sidebar, a toolbar that reads like the pipeline, pages, status bar.
+
+Built in two steps so the window paints fast: the chrome (menus, toolbar, status bar) needs only Qt;
+the pages need the database (SQLAlchemy, pydantic, migrations: most of the start-up time) and are
+built by :meth:`MainWindow.attach_store` right after the first paint. Until then the centre says
+"Opening your projects…". Tests pass the store to the constructor and get everything at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -18,16 +24,16 @@ from PySide6.QtWidgets import (
 
 from app.helper_process import HelperService
 from app.look import APP_NAME, format_bytes, icon
-from app.models.app_state import AppState
-from app.pages.datasets_page import DatasetsPage
-from app.pages.inference_page import InferencePage
-from app.pages.jobs_page import JobsPage
-from app.pages.train_page import TrainPage
-from app.settings_dialog import SettingsDialog
-from app.widgets.project_sidebar import ProjectSidebar
 from app.workers import ErrorInfo, notifier, run_task
-from core.db.engine import Store
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from app.models.app_state import AppState
+    from app.pages.datasets_page import DatasetsPage
+    from app.pages.jobs_page import JobsPage
+    from app.pages.train_page import TrainPage
+    from app.settings_dialog import SettingsDialog
+    from core.db.engine import Store
+    from core.settings import Settings
 
 
 class JobEvents(QObject):
@@ -51,7 +57,10 @@ def default_project_id(store: Store) -> int:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, store: Store, *, queue: Any = None, helpers: HelperService | None = None,
+    first_painted = Signal()
+    ready = Signal()  # pages built: the store is attached
+
+    def __init__(self, store: Store | None = None, *, queue: Any = None, helpers: HelperService | None = None,
                  settings: Settings | None = None) -> None:
         super().__init__()
         self.setWindowTitle(APP_NAME)
@@ -59,13 +68,41 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.queue = queue
         self.helpers = helpers or HelperService(self)
-        self.state = AppState(store, settings or Settings.load(store), default_project_id(store))
         self.job_events = JobEvents(self)
-        self.job_events.received.connect(self.state.job_event.emit)
+        self.state: AppState | None = None
+        self.pages: dict[str, QWidget] = {}
+        self._loading = QLabel("Opening your projects…")
+        self._loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._loading.installEventFilter(self)
+        self._painted = False
+        self.setCentralWidget(self._loading)
+        self._build_actions()
+        self._build_status_bar()
+        self._restore_geometry()
+        if store is not None:
+            self.attach_store(store, settings)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._loading and event.type() == QEvent.Type.Paint and not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+        return False
+
+    def attach_store(self, store: Store, settings: Settings | None = None) -> None:
+        """Build the pages on the opened store (imports the database layer: the slow part of start-up)."""
+        from app.models.app_state import AppState
+        from app.pages.datasets_page import DatasetsPage
+        from app.pages.inference_page import InferencePage
+        from app.pages.jobs_page import JobsPage
+        from app.pages.train_page import TrainPage
+        from app.widgets.project_sidebar import ProjectSidebar
+        from core.settings import Settings
+
+        self.state = AppState(store, settings or Settings.load(store), default_project_id(store))
+        self.job_events.received.connect(self.state.job_event.emit)
         self.sidebar = ProjectSidebar(self.state)
         self.sidebar.dataset_open_requested.connect(self._open_registered)
-        self.pages: dict[str, QWidget] = {
+        self.pages = {
             "datasets": DatasetsPage(self.state),
             "train": TrainPage(self.state, self.helpers),
             "jobs": JobsPage(self.state),
@@ -80,10 +117,9 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([220, 1000])
         self.splitter = splitter
+        self._loading.removeEventFilter(self)
         self.setCentralWidget(splitter)
 
-        self._build_actions()
-        self._build_status_bar()
         self.state.page_request.connect(self.show_page)
         self.state.jobs_change.connect(self._on_jobs_change)
         self.state.settings_change.connect(self._on_settings_change)
@@ -92,9 +128,15 @@ class MainWindow(QMainWindow):
         self.helpers.sysinfo_ready.connect(self._on_sysinfo)
         self.helpers.sysinfo_failed.connect(lambda msg: self.gpu_label.setText("GPU: unknown (detection failed)"))
         self.show_page("datasets")
-        self._restore_geometry()
+        splitter_state = QSettings().value("window/splitter")
+        if isinstance(splitter_state, QByteArray):
+            self.splitter.restoreState(splitter_state)
+        self._on_settings_change(self.state.settings)
+        self.uploads_timer.start()
+        QTimer.singleShot(0, self._refresh_uploads)
         # GPU detection starts once the window is up: it never delays the first paint.
         QTimer.singleShot(0, self.helpers.request_sysinfo)
+        self.ready.emit()
 
     # -- chrome ---------------------------------------------------------------------------------
     def _build_actions(self) -> None:
@@ -112,7 +154,7 @@ class MainWindow(QMainWindow):
         self.new_job_action.triggered.connect(lambda: self.show_page("train"))
         new_project = QAction(icon("add"), "New &project…", self)
         new_project.setShortcut(QKeySequence("Ctrl+Shift+N"))
-        new_project.triggered.connect(self.sidebar.new_project)
+        new_project.triggered.connect(lambda: self.sidebar.new_project() if self.state else None)
         self.settings_action = QAction(icon("settings"), "&Settings…", self)
         self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -167,35 +209,31 @@ class MainWindow(QMainWindow):
         for label in (self.gpu_label, self.online_label, self.uploads_label):
             label.setContentsMargins(8, 0, 8, 0)
             bar.addPermanentWidget(label)
-        self._on_settings_change(self.state.settings)
         self.uploads_timer = QTimer(self)
         self.uploads_timer.setInterval(5000)
         self.uploads_timer.timeout.connect(self._refresh_uploads)
-        self.uploads_timer.start()
-        QTimer.singleShot(0, self._refresh_uploads)
 
     @property
     def datasets_page(self) -> DatasetsPage:
         page = self.pages["datasets"]
-        assert isinstance(page, DatasetsPage)
-        return page
+        return page  # type: ignore[return-value]
 
     @property
     def train_page(self) -> TrainPage:
         page = self.pages["train"]
-        assert isinstance(page, TrainPage)
-        return page
+        return page  # type: ignore[return-value]
 
     @property
     def jobs_page(self) -> JobsPage:
         page = self.pages["jobs"]
-        assert isinstance(page, JobsPage)
-        return page
+        return page  # type: ignore[return-value]
 
     def current_page(self) -> str:
         return next(key for key, page in self.pages.items() if page is self.stack.currentWidget())
 
     def show_page(self, key: str) -> None:
+        if key not in self.pages:
+            return
         self.stack.setCurrentWidget(self.pages[key])
         self.page_actions[key].setChecked(True)
 
@@ -216,7 +254,11 @@ class MainWindow(QMainWindow):
         self.show_page("datasets")
         self.datasets_page.open_registered(info)
 
-    def open_settings(self) -> SettingsDialog:
+    def open_settings(self) -> SettingsDialog | None:
+        from app.settings_dialog import SettingsDialog
+
+        if self.state is None:
+            return None
         devices = [("Automatic (first GPU, else CPU)", "auto"), ("CPU", "cpu")]
         for device in (self.helpers.cached_sysinfo() or {}).get("devices", []):
             if str(device.get("id", "")).startswith("cuda"):
@@ -256,6 +298,8 @@ class MainWindow(QMainWindow):
 
         from core.db.models import Upload
 
+        if self.state is None:
+            return
         store = self.state.store
 
         def count(_st: Any) -> int:
@@ -286,6 +330,8 @@ class MainWindow(QMainWindow):
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         if not paths:
             return
+        if self.state is None:
+            return
         event.acceptProposedAction()
         self.show_page("datasets")
         self.datasets_page.add_dataset_path(paths[0])
@@ -301,16 +347,14 @@ class MainWindow(QMainWindow):
         state = settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        splitter = settings.value("window/splitter")
-        if isinstance(splitter, QByteArray):
-            self.splitter.restoreState(splitter)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())
-        settings.setValue("window/splitter", self.splitter.saveState())
+        if self.state is not None:
+            settings.setValue("window/splitter", self.splitter.saveState())
+            self.datasets_page.browser.model.loader.clear_pending()
         settings.sync()
         self.helpers.shutdown()
-        self.datasets_page.browser.model.loader.clear_pending()
         super().closeEvent(event)

@@ -254,11 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     extend.add_argument("--epochs", type=int, required=True)
     extend.set_defaults(handler=cmd_resume)
 
-    import importlib.util
+    from core.datasets.cli import register as register_dataset
 
-    for module_name in ("core.datasets.cli",):  # TEMP until the module lands
-        if importlib.util.find_spec(module_name):
-            importlib.import_module(module_name).register(sub)
+    register_dataset(sub)
     return parser
 
 

@@ -365,7 +365,7 @@ class DatasetsPage(QWidget):
         self.browser = ImageBrowser()
         self.split_panel = SplitPanel()
         self.split_panel.split_chosen.connect(self._on_split_chosen)
-        self.split_panel.split_result.connect(lambda result: self.browser.model.set_split(result.split_of()))
+        self.split_panel.split_result.connect(self.browser.model.set_split)
         self.health = HealthTable()
         self.health.open_requested.connect(self._open_from_health)
         self.tabs = QTabWidget()

@@ -25,7 +25,7 @@ class JobsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.empty = EmptyState(icon("jobs"), "No jobs yet", "No jobs yet — configure one from a dataset.")
+        self.empty = EmptyState(icon("jobs"), "Training jobs", "No jobs yet — configure one from a dataset.")
         self.empty.add_button("Configure a job", icon("train"), lambda: state.page_request.emit("train"), primary=True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)

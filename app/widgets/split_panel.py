@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,52 +28,10 @@ from app.look import WARNING_COLOUR
 from app.workers import ErrorInfo, TaskHandle, run_task
 from core.config import SPLIT_STRATEGIES, field_help
 
-TRAIN_COLOUR = "#2f6fd0"
-VAL_COLOUR = "#e0a020"
-
-
-class ClassChart(pg.PlotWidget):
-    """Images per class, one bar pair (train, val) per class."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=None)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.getPlotItem().setLabel("left", "images")
-        self.getPlotItem().showGrid(y=True, alpha=0.2)
-        self._legend = self.getPlotItem().addLegend(offset=(-10, 10))
-        self.bars: dict[str, pg.BarGraphItem] = {}
-
-    def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val")) -> None:
-        plot = self.getPlotItem()
-        for item in self.bars.values():
-            plot.removeItem(item)
-        self._legend.clear()
-        self.bars = {}
-        names = list(counts)
-        width = 0.8 / max(1, len(splits))
-        colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "all": TRAIN_COLOUR}
-        for offset, split in enumerate(splits):
-            xs = [i - 0.4 + width * (offset + 0.5) for i in range(len(names))]
-            heights = [counts[name].get(split, 0) for name in names]
-            bar = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colours.get(split, TRAIN_COLOUR),
-                                  pen=pg.mkPen(None))
-            plot.addItem(bar)
-            self.bars[split] = bar
-            if len(splits) > 1:  # ui-guide: a legend only when there is more than one series
-                self._legend.addItem(bar, split)
-        axis = plot.getAxis("bottom")
-        labels = [(i, name if len(name) <= 12 else name[:11] + "…") for i, name in enumerate(names)]
-        axis.setTicks([labels])
-        plot.setXRange(-0.6, max(0, len(names) - 1) + 0.6, padding=0)
-        top = max([counts[n].get(s, 0) for n in names for s in splits] or [1])
-        plot.setYRange(0, top * 1.15 + 1, padding=0)
-
 
 class SplitPanel(QWidget):
     split_chosen = Signal(dict)  # {"strategy", "ratio", "seed"}: save it with the dataset
-    split_result = Signal(object)  # core.datasets.SplitResult (the image grid filters by it)
+    split_result = Signal(object)  # {rel: "train" | "val"} (the image grid filters by it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,11 +72,12 @@ class SplitPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.chart = ClassChart()
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.chart)
+        # The chart (pyqtgraph, ~1 s to import on a slow machine) is created on first use, so
+        # it never delays the app's first paint.
+        self.chart: Any = None
+        self._chart_area = QSplitter(Qt.Orientation.Vertical)
+        right = self._chart_area
         right.addWidget(self.table)
-        right.setSizes([260, 200])
 
         layout = QHBoxLayout(self)
         layout.addWidget(left_widget)
@@ -172,24 +130,28 @@ class SplitPanel(QWidget):
         generation = self._generation
         self.summary.setText("Splitting…")
 
+        class_names = list(index.class_names)
+
         def work(_state: Any) -> Any:
-            return split_dataset(index, strategy=choice["strategy"], ratio=choice["ratio"], seed=choice["seed"])
+            # Everything proportional to the image count happens here, not on the GUI thread.
+            result = split_dataset(index, strategy=choice["strategy"], ratio=choice["ratio"], seed=choice["seed"])
+            return result, result.class_counts(class_names), result.split_of()
 
         self._task = run_task(
             work,
             title="Split preview",
-            on_result=lambda result: self._on_split(generation, result, choice, save),
+            on_result=lambda answer: self._on_split(generation, answer, choice, save),
             on_error=lambda info: self._on_split_error(generation, info),
         )
 
-    def _on_split(self, generation: int, result: Any, choice: dict[str, Any], save: bool) -> None:
+    def _on_split(self, generation: int, answer: Any, choice: dict[str, Any], save: bool) -> None:
         if generation != self._generation:
             return  # a newer choice is being computed
-        self.counts = result.class_counts(list(self._index.class_names))
+        result, self.counts, split_of = answer
         self._fill(self.counts)
         self.summary.setText(f"{len(result.train):,} training images, {len(result.val):,} validation images")
         self.warnings.setText("\n".join(result.warnings))
-        self.split_result.emit(result)
+        self.split_result.emit(split_of)
         if save:
             self.split_chosen.emit(choice)
 
@@ -210,4 +172,10 @@ class SplitPanel(QWidget):
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
+        if self.chart is None:
+            from app.widgets.class_chart import ClassChart
+
+            self.chart = ClassChart()
+            self._chart_area.insertWidget(0, self.chart)
+            self._chart_area.setSizes([260, 200])
         self.chart.set_counts(counts)

@@ -36,6 +36,7 @@ def read_imagefolder(root: Path, files: list[str] | None = None) -> DatasetIndex
         record.labels = [label]
         classes.add(label)
         records.append(record)
+    findings.extend(_empty_class_folders(root, classes, split_level))
     return DatasetIndex(
         root=root,
         format="imagefolder",
@@ -44,3 +45,21 @@ def read_imagefolder(root: Path, files: list[str] | None = None) -> DatasetIndex
         findings=findings,
         task_hint="classify",
     )
+
+
+def _empty_class_folders(root: Path, classes: set[str], split_level: bool) -> list[Finding]:
+    """A class folder without images is almost always a mistake (a failed copy, a typo): name it."""
+    parents = [p for p in root.iterdir() if p.is_dir() and p.name.lower() in SPLIT_DIR_NAMES] if split_level else [root]
+    findings = []
+    for parent in parents:
+        for folder in sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if split_level and folder.name in classes:
+                if any(folder.iterdir()):
+                    continue
+            elif folder.name in classes:
+                continue
+            rel = folder.relative_to(root).as_posix()
+            findings.append(
+                Finding("warning", "empty_class_folder", rel + "/", f"class folder '{folder.name}' has no images (ignored)")
+            )
+    return findings

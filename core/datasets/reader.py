@@ -101,8 +101,12 @@ def _resolve_root(path: Path, extract_to: Path | None) -> tuple[Path, Path | Non
         suffix = path.suffix.lower()
         if suffix == ".zip":
             return _dataset_root(_extract(path, extract_to)), path
-        if suffix in (".yaml", ".yml", ".json"):
+        if suffix in (".yaml", ".yml"):
             return path.parent, path
+        if suffix == ".json":
+            # COCO files usually sit in annotations/ beside images/: the dataset is the folder above.
+            parent = path.parent
+            return (parent.parent if parent.name.lower() == "annotations" else parent), path
         raise DatasetError(f"{path}: not a dataset: expected a folder, a .zip, a data.yaml or a COCO JSON")
     return path, None
 

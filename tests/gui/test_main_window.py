@@ -113,3 +113,28 @@ def test_app_imports_no_ml_framework() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_main_entry_point_paints_then_opens_projects(qapp: Any, qsettings_dir: Path, vp_home: Path) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import main
+    from app.main_window import MainWindow
+
+    seen: dict[str, Any] = {}
+
+    def poll() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if windows and windows[0].state is not None:
+            seen["projects"] = windows[0].sidebar.project_names()
+            seen["queue"] = windows[0].queue
+            windows[0].close()  # last window closed: exec() returns
+        else:
+            QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
+    assert main([]) == 0
+    assert seen["projects"] == ["Default"]
+    assert seen["queue"] is not None
+    assert (vp_home / "vision_platform.db").is_file()

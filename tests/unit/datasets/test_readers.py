@@ -228,6 +228,8 @@ def test_coco_reader_field_by_field(tmp_path: Path) -> None:
     data = read_json(root / "annotations" / "instances.json")
     index = open_dataset(root)
     assert index.format == "coco" and index.class_names == ["circle", "square"]  # category id order
+    from_file = open_dataset(root / "annotations" / "instances.json")
+    assert from_file.root == root and len(from_file.images) == 6
     assert index.task_hint == "segment"
     by_name = {r.rel.rsplit("/", 1)[-1]: r for r in index.images}
     id_to_name = {img["id"]: img["file_name"] for img in data["images"]}

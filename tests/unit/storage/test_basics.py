@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from core.storage import MAX_CHECKPOINT_BYTES, StorageError, checkpoint_key, dataset_key, make_r2_url, parse_r2_url
+from core.storage import (
+    MAX_CHECKPOINT_BYTES,
+    StorageError,
+    checkpoint_key,
+    dataset_key,
+    make_r2_url,
+    parse_r2_url,
+)
 from core.storage.client import digest_file, make_s3_client, upload_file
 from core.storage.credentials import (
     Credentials,

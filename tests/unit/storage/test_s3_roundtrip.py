@@ -13,7 +13,14 @@ import pytest
 
 from core.settings import Settings
 from core.storage import StorageError
-from core.storage.client import download_checkpoint, download_dataset, download_file, make_s3_client, objects_dir, upload_file
+from core.storage.client import (
+    download_checkpoint,
+    download_dataset,
+    download_file,
+    make_s3_client,
+    objects_dir,
+    upload_file,
+)
 from core.storage.credentials import get_credentials
 from tests.fixtures.s3server import SeaweedFS
 

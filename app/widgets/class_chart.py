@@ -1,0 +1,48 @@
+"""Class-distribution bar chart (pyqtgraph): one bar per split and class."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QWidget
+
+TRAIN_COLOUR = "#2f6fd0"
+VAL_COLOUR = "#e0a020"
+
+
+class ClassChart(pg.PlotWidget):
+    """Images per class, one bar pair (train, val) per class."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=None)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.getPlotItem().setLabel("left", "images")
+        self.getPlotItem().showGrid(y=True, alpha=0.2)
+        self._legend = self.getPlotItem().addLegend(offset=(-10, 10))
+        self.bars: dict[str, pg.BarGraphItem] = {}
+
+    def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val")) -> None:
+        plot = self.getPlotItem()
+        for item in self.bars.values():
+            plot.removeItem(item)
+        self._legend.clear()
+        self.bars = {}
+        names = list(counts)
+        width = 0.8 / max(1, len(splits))
+        colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "all": TRAIN_COLOUR}
+        for offset, split in enumerate(splits):
+            xs = [i - 0.4 + width * (offset + 0.5) for i in range(len(names))]
+            heights = [counts[name].get(split, 0) for name in names]
+            bar = pg.BarGraphItem(x=xs, height=heights, width=width * 0.9, brush=colours.get(split, TRAIN_COLOUR),
+                                  pen=pg.mkPen(None))
+            plot.addItem(bar)
+            self.bars[split] = bar
+            if len(splits) > 1:  # ui-guide: a legend only when there is more than one series
+                self._legend.addItem(bar, split)
+        axis = plot.getAxis("bottom")
+        labels = [(i, name if len(name) <= 12 else name[:11] + "…") for i, name in enumerate(names)]
+        axis.setTicks([labels])
+        plot.setXRange(-0.6, max(0, len(names) - 1) + 0.6, padding=0)
+        top = max([counts[n].get(s, 0) for n in names for s in splits] or [1])
+        plot.setYRange(0, top * 1.15 + 1, padding=0)

@@ -1,0 +1,134 @@
+"""Ultralytics adapter overhead (issue 4).
+
+The same generated detection data, model (yolo11n.yaml, from scratch), epochs, image size, batch and
+seed, in one run, each in a fresh interpreter:
+
+- ours:   ``vision-platform train job.yaml`` (CLI → runner → worker subprocess → adapter → events → SQLite);
+- direct: ``YOLO("yolo11n.yaml").train(...)`` on the YOLO layout our run wrote (same files, same split).
+
+Reported: whole wall time of each (target ratio ≤ 1.03) and the time Ultralytics itself spent in its
+training loop (``results.csv`` "time" column), which isolates what our callbacks add per batch.
+Runs alternate (ours, direct, ours, direct …) after one warm-up import; medians are compared.
+
+Run: ``python bench/bench_ultralytics.py [--images 64] [--size 128] [--epochs 3] [--batch 16] [--repeat 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._table import print_table  # noqa: E402
+
+DIRECT = r'''
+import json, os, sys
+cfg = json.loads(sys.argv[1])
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_AUTOINSTALL"] = "false"
+os.environ["YOLO_CONFIG_DIR"] = cfg["config_dir"]  # same settings (integrations off) and fonts as ours
+from ultralytics import YOLO
+YOLO(cfg["model"]).train(**cfg["train"])
+'''
+
+
+def _train_loop_seconds(run_dir: Path) -> float:
+    """Ultralytics' own elapsed training time at the last epoch (results.csv "time")."""
+    with open(run_dir / "results.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["time"])
+
+
+def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from tests.helpers.datasets_gen import make_dice_detection
+
+    work = Path(tempfile.mkdtemp(prefix="bench_yolo_"))
+    home = work / "vp_home"
+    env = dict(os.environ, VP_HOME=str(home), YOLO_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    dataset = make_dice_detection(work / "data", n=args.images, size=args.size)
+    common = {"mosaic": 0.0, "plots": False}
+    job = {
+        "framework": "ultralytics", "task": "detect", "model": "yolo11n", "pretrained": False,
+        "dataset": str(dataset), "epochs": args.epochs, "batch_size": args.batch, "image_size": args.size,
+        "workers": 0, "device": args.device, "seed": 0, "split": {"strategy": "random", "ratio": 0.8, "seed": 1},
+        "framework_args": common,
+    }
+    job_file = work / "job.yaml"
+    job_file.write_text(yaml.safe_dump(job), encoding="utf-8")
+    subprocess.run([sys.executable, "-c", "import ultralytics"], env=env, check=True)  # warm the page cache
+
+    ours_wall: list[float] = []
+    ours_loop: list[float] = []
+    direct_wall: list[float] = []
+    direct_loop: list[float] = []
+    for attempt in range(args.repeat):
+        ours_wall.append(_timed([sys.executable, "-m", "vision_platform", "train", str(job_file)], env, work))
+        run_dir = home / "runs" / f"job_{attempt + 1}"
+        ours_loop.append(_train_loop_seconds(run_dir))
+        # (the direct run below reuses this run's converted files, so it always runs second)
+        # Same files and split as our run; same hyper-parameters as the adapter passes.
+        direct_dir = work / "direct" / f"run{attempt}"
+        train = {
+            "data": str(run_dir / "data" / "data.yaml"), "epochs": args.epochs, "batch": args.batch,
+            "imgsz": args.size, "workers": 0, "device": args.device, "seed": 0, "amp": args.device != "cpu",
+            "optimizer": "AdamW", "lr0": 0.001, "weight_decay": 0.0001, "patience": 0,
+            "project": str(direct_dir.parent), "name": direct_dir.name, "exist_ok": True, **common,
+        }
+        payload = json.dumps({"model": "yolo11n.yaml", "train": train, "config_dir": str(home / "ultralytics")})
+        direct_wall.append(_timed([sys.executable, "-c", DIRECT, payload], env, work))
+        direct_loop.append(_train_loop_seconds(direct_dir))
+
+    ow, dw = statistics.median(ours_wall), statistics.median(direct_wall)
+    ol, dl = statistics.median(ours_loop), statistics.median(direct_loop)
+    steps = args.epochs * -(-int(args.images * 0.8) // args.batch)
+    rows = [
+        ("vision-platform train, wall (s)", f"{ow:.2f}", f"direct {dw:.2f}", ""),
+        ("wall ratio ours / direct", f"{ow / dw:.3f}", "≤ 1.03", "PASS" if ow / dw <= 1.03 else "FAIL"),
+        ("training loop, results.csv (s)", f"{ol:.2f}", f"direct {dl:.2f}", ""),
+        ("loop ratio ours / direct", f"{ol / dl:.3f}", "≤ 1.03", "PASS" if ol / dl <= 1.03 else "FAIL"),
+        ("added per step, loop (ms)", f"{(ol - dl) / steps * 1000:.1f}", f"{steps} steps", ""),
+        # CLI start + preflight + DB, dataset conversion, worker hand-off, tracking listener close.
+        ("fixed cost outside the loop (s)", f"{(ow - dw) - (ol - dl):.2f}", "per job, not per step", ""),
+    ]
+    print_table(
+        f"Ultralytics adapter overhead: yolo11n.yaml, {args.images} images {args.size}px, {args.epochs} epochs, "
+        f"batch {args.batch}, {args.device}, median of {args.repeat} (ours {[round(x, 2) for x in ours_wall]}, "
+        f"direct {[round(x, 2) for x in direct_wall]})",
+        rows,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
