@@ -4,6 +4,7 @@
     writes protocol events (``core.events``) on stdout, logs on stderr.
 ``models FRAMEWORK [PATTERN]``        prints a JSON list of model names (for the GUI's pickers).
 ``sysinfo``                           prints JSON: devices (CPU, GPUs with memory), framework versions.
+``infer-worker``                      a warm inference process (see ``adapters.inference_server``).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def main(argv: list[str]) -> int:
     models.add_argument("framework")
     models.add_argument("pattern", nargs="?", default="*")
     sub.add_parser("sysinfo")
+    sub.add_parser("infer-worker")
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args.run_dir.resolve(), args.resume)
@@ -133,4 +135,8 @@ def main(argv: list[str]) -> int:
         return list_models_command(args.framework, args.pattern)
     if args.command == "sysinfo":
         return sysinfo_command()
+    if args.command == "infer-worker":
+        from adapters.inference_server import serve
+
+        return serve()
     return 2

@@ -1,7 +1,7 @@
 """`vision-platform` dispatcher.
 
 - no sub-command: the desktop app (PySide6);
-- ``worker`` / ``models`` / ``sysinfo``: heavy commands that import ML frameworks,
+- ``worker`` / ``models`` / ``sysinfo`` / ``infer-worker``: heavy commands that import ML frameworks,
   run by the app and the runner as subprocesses (never typed by users);
 - anything else: the headless CLI in ``core.cli``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-WORKER_COMMANDS = {"worker", "models", "sysinfo"}
+WORKER_COMMANDS = {"worker", "models", "sysinfo", "infer-worker"}
 
 
 def main(argv: list[str] | None = None) -> int:

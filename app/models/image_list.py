@@ -36,6 +36,7 @@ class ImageListModel(QAbstractListModel):
         self._records: list[Any] = []
         self._rows: list[int] = []  # indexes into _records that pass the filter
         self._row_of_path: dict[str, int] = {}
+        self._all_path_rows: dict[str, int] = {}
         self._finding_paths: dict[str, set[str]] = {}  # finding code -> image paths (rel and absolute)
         self._split_of: dict[str, str] = {}  # rel -> "train" | "val" (preview split)
         self._filter = {"cls": ALL, "split": ALL, "finding": ALL, "text": ""}
@@ -43,9 +44,13 @@ class ImageListModel(QAbstractListModel):
         self._broken = _placeholder("#c0392b")
 
     # -- data -----------------------------------------------------------------------------------
-    def set_records(self, records: list[Any], findings: list[Any] | None = None) -> None:
+    def set_records(self, records: list[Any], findings: list[Any] | None = None,
+                    path_rows: dict[str, int] | None = None) -> None:
+        """``path_rows`` ({path: position}) may be passed in, built off the GUI thread."""
         self.beginResetModel()
-        self._records = list(records)
+        self._records = records
+        self._all_path_rows = path_rows if path_rows is not None else {
+            str(record.path): row for row, record in enumerate(records)}
         self._finding_paths = {}
         for finding in findings or []:
             self._finding_paths.setdefault(finding.code, set()).add(str(finding.path))
@@ -88,6 +93,10 @@ class ImageListModel(QAbstractListModel):
 
     def _apply_filter(self) -> None:
         cls, split, finding, text = (self._filter[k] for k in ("cls", "split", "finding", "text"))
+        if not (cls or split or finding or text):  # the common case, and the one a 20k open hits
+            self._rows = list(range(len(self._records)))
+            self._row_of_path = self._all_path_rows
+            return
         text = text.lower()
         finding_paths: set[str] | None = None
         if finding:

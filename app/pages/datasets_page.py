@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import gc_policy
 from app.look import ERROR_COLOUR, WARNING_COLOUR, class_colour, format_count, icon, plural
 from app.models.app_state import AppState, LoadedDataset
 from app.models.image_list import ImageListModel
@@ -59,10 +60,11 @@ def open_and_register(state: TaskState, store: Any, project_id: int, path: str, 
     from core.datasets import check_health, open_dataset
 
     state.progress(0, 0, f"Reading {Path(path).name}…")
-    index = open_dataset(path, fmt)
-    state.check()
-    state.progress(0, 0, f"Checking {plural(len(index.images), 'image')}…")
-    findings = check_health(index)
+    with gc_policy.paused():
+        index = open_dataset(path, fmt)
+        state.check()
+        state.progress(0, 0, f"Checking {plural(len(index.images), 'image')}…")
+        findings = check_health(index)
     state.check()  # cancelled: nothing has been written
     dataset_id = dataset_store.add_dataset(store, project_id, path, index.format, index, source_url=source_url)
     info = dataset_store.get_dataset(store, dataset_id)
@@ -74,9 +76,10 @@ def reopen(state: TaskState, info: dataset_store.DatasetInfo, fmt: str | None = 
     from core.datasets import check_health, open_dataset
 
     state.progress(0, 0, f"Reading {info.name}…")
-    index = open_dataset(info.path, fmt or info.format or "auto")
-    state.check()
-    findings = check_health(index)
+    with gc_policy.paused():
+        index = open_dataset(info.path, fmt or info.format or "auto")
+        state.check()
+        findings = check_health(index)
     return LoadedDataset(info=info, index=index, findings=findings)
 
 
@@ -179,7 +182,7 @@ class ImageBrowser(QWidget):
         if dataset is None:
             self.model.set_records([])
         else:
-            self.model.set_records(dataset.index.images, dataset.findings)
+            self.model.set_records(dataset.index.images, dataset.findings, dataset.path_rows)
             self.class_filter.addItem("All classes", "")
             for i, name in enumerate(dataset.index.class_names):
                 self.class_filter.addItem(name, name)
@@ -544,6 +547,7 @@ class DatasetsPage(QWidget):
         self.tabs.setTabText(2, f"Health check ({errors + warnings})" if errors + warnings else "Health check")
         self.split_panel.set_index(index, dataset.info.split_config)
         self.stack.setCurrentWidget(self.opened)
+        gc_policy.freeze_long_lived()  # the index lives until another dataset is opened
 
     def _on_format_override(self, _row: int) -> None:
         dataset = self.state.dataset

@@ -8,6 +8,8 @@ are the same YAML that ``vision-platform train`` reads.
 
 from __future__ import annotations
 
+import copy
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -48,11 +50,23 @@ from core.config import (
     ConfigError,
     JobConfig,
     config_from_dict,
-    defaults,
     field_help,
     load_config,
     save_config,
 )
+
+
+@functools.cache
+def _cached_defaults() -> dict[str, Any]:
+    from core.config import defaults as read_defaults
+
+    return read_defaults()
+
+
+def defaults() -> dict[str, Any]:
+    """defaults.yaml, parsed once (``core.config.defaults`` re-parses the YAML on every call)."""
+    return copy.deepcopy(_cached_defaults())
+
 
 MIN_FREE_BYTES_ERROR = 200 * 1024**2
 MIN_FREE_BYTES_WARNING = 2 * 1024**3

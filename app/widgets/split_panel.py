@@ -6,6 +6,9 @@ ever blocking the window, and the chosen split is announced with ``split_chosen`
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -27,6 +30,30 @@ from PySide6.QtWidgets import (
 from app.look import WARNING_COLOUR
 from app.workers import ErrorInfo, TaskHandle, run_task
 from core.config import SPLIT_STRATEGIES, field_help
+
+CHART_MODULE = "app.widgets.class_chart"
+_chart_import: TaskHandle | None = None
+
+
+def preload_chart_library(on_done: Callable[[], None] | None = None) -> None:
+    """Import pyqtgraph (about 1 s here) in a worker thread, never on the GUI thread.
+
+    The main window calls this once it is ready, long before a user opens a dataset; a chart asked
+    for earlier appears when the import finished.
+    """
+    global _chart_import
+    if CHART_MODULE in sys.modules and (_chart_import is None or _chart_import.done):
+        if on_done is not None:
+            on_done()
+        return
+    if _chart_import is None:
+        _chart_import = run_task(lambda _st: importlib.import_module(CHART_MODULE), title="Load charts")
+    if on_done is not None:
+        _chart_import.signals.result.connect(lambda _module: on_done())
+
+
+def chart_library_loaded() -> bool:
+    return CHART_MODULE in sys.modules and (_chart_import is None or _chart_import.done)
 
 
 class SplitPanel(QWidget):
@@ -172,10 +199,16 @@ class SplitPanel(QWidget):
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
+        if self.chart is not None:
+            self.chart.set_counts(counts)
+        else:
+            preload_chart_library(self._on_chart_library)
+
+    def _on_chart_library(self) -> None:
         if self.chart is None:
-            from app.widgets.class_chart import ClassChart
+            from app.widgets.class_chart import ClassChart  # already imported: instant
 
             self.chart = ClassChart()
             self._chart_area.insertWidget(0, self.chart)
             self._chart_area.setSizes([260, 200])
-        self.chart.set_counts(counts)
+        self.chart.set_counts(self.counts)

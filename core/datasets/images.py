@@ -23,6 +23,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 # Module-level so a deployment (or a test) can change them; functions read them at call time.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_PIXELS = 100_000_000
+# Longest side: Qt cannot paint wider than 32,767 px, and no training size needs more.
+MAX_IMAGE_SIDE = 30_000
 _HEAD_BYTES = 4096  # one read: a small JPEG's frame header is almost always in it
 
 _EXT_FORMATS = {
@@ -171,6 +173,8 @@ def limit_problem(size_bytes: int, width: int | None, height: int | None) -> str
         return f"file is {size_bytes / 1024**2:.1f} MB, over the {MAX_IMAGE_BYTES / 1024**2:.0f} MB limit"
     if width is not None and height is not None and width * height > MAX_IMAGE_PIXELS:
         return f"image is {width}x{height} = {width * height:,} pixels, over the {MAX_IMAGE_PIXELS:,} pixel limit"
+    if width is not None and height is not None and max(width, height) > MAX_IMAGE_SIDE:
+        return f"image is {width}x{height} pixels; sides longer than {MAX_IMAGE_SIDE:,} px are not supported"
     return None
 
 

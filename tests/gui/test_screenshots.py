@@ -51,7 +51,7 @@ def test_screenshots(window: Any, qtbot: Any, tmp_path: Path) -> None:
 
     page = window.datasets_page
     page.tabs.setCurrentWidget(page.split_panel)
-    qtbot.waitUntil(lambda: not page.split_panel.busy() and bool(page.split_panel.counts), timeout=10_000)
+    qtbot.waitUntil(lambda: not page.split_panel.busy() and page.split_panel.chart is not None, timeout=30_000)
     _save(window, "split_and_classes", qtbot)
     page.tabs.setCurrentWidget(page.health)
     _save(window, "health_check", qtbot)

@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@pytest.mark.slow  # starts a real MLflow server: 10-60 s on 2 busy cores
 def test_mlflow_ui_serves_our_store_on_loopback(mlflow_home: Path, store: Store) -> None:
     process, url = start_mlflow_ui()
     try:

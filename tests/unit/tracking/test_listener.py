@@ -68,7 +68,7 @@ def test_completed_job_run_has_params_metrics_artifacts(mlflow_home: Path, store
     plot = run_dir / "results.png"
     plot.write_bytes(b"\x89PNG fake plot")
 
-    listener = MlflowListener(store, Settings(), flush_interval=0.2)
+    listener = MlflowListener(store, Settings(), flush_interval=0.2, step_every=1)
     _run_job_through(listener, store, job_id, epochs=3, steps=4)
     extra = [
         {"v": 1, "type": "checkpoint", "t": 0, "kind": "best", "path": str(best), "sha256": "0" * 64, "size": 12, "epoch": 3},
@@ -114,7 +114,7 @@ def test_completed_job_run_has_params_metrics_artifacts(mlflow_home: Path, store
 @pytest.mark.parametrize(("status", "expected"), [("failed", "FAILED"), ("interrupted", "KILLED"), ("cancelled", "KILLED")])
 def test_terminal_status_matches_the_job(mlflow_home: Path, store: Store, status: str, expected: str) -> None:
     job_id = make_job(store)
-    listener = MlflowListener(store, Settings(), flush_interval=0.2)
+    listener = MlflowListener(store, Settings(), flush_interval=0.2, step_every=1)
     _run_job_through(listener, store, job_id, epochs=1, steps=2)
     _finish(store, job_id, status)
     listener.on_job_end(job_id, status)
@@ -171,7 +171,8 @@ def test_unreachable_server_never_blocks_and_metrics_are_resent(
     client = MlflowTracker().client
     run = client.get_run(job.mlflow_run_id or "")
     assert run.info.status == "FINISHED"
-    assert len(client.get_metric_history(run.info.run_id, "step/train/loss")) == 200
+    # Every 10th global step of the 200 (STEP_LOG_EVERY); every epoch metric.
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "step/train/loss")] == list(range(10, 201, 10))
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/accuracy")] == [1, 2, 3, 4]
     assert job.mlflow_synced_metric_id == _last_metric_id(store, job_id)
     assert open_run_markers() == [] and jobs_with_metric_gaps(store) == []
@@ -217,8 +218,10 @@ def test_resend_metrics_replays_only_the_missing_rows(mlflow_home: Path, store: 
     assert first.metric_rows_sent == 8 and first.run_status == "FINISHED"
     again = resend_metrics(store, job_id)
     assert again.metric_rows_sent == 0 and again.run_id == first.run_id
-    history = MlflowTracker().client.get_metric_history(first.run_id or "", "step/lr")
-    assert len(history) == 6  # nothing logged twice
+    again_all = resend_metrics(store, job_id)
+    assert again_all.metric_rows_sent == 0
+    history = MlflowTracker().client.get_metric_history(first.run_id or "", "val/accuracy")
+    assert [m.step for m in history] == [1, 2]  # nothing logged twice
 
 
 def test_resumed_job_continues_its_run_after_rows_were_dropped(mlflow_home: Path, store: Store) -> None:

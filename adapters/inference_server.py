@@ -1,0 +1,117 @@
+"""The warm inference worker: ``vision-platform infer-worker``.
+
+A long-lived subprocess that keeps one model loaded between images, so the GUI's canvas pays the
+framework import and model load once. It reads one JSON request per line on stdin and answers one
+JSON line per request on stdout (logs go to stderr):
+
+    {"id": 1, "op": "load", "framework": "timm", "checkpoint": PATH, "trusted": false, "device": "auto"}
+        → {"id": 1, "ok": true, "task": "classify", "class_names": [...], "load_ms": 812.0}
+    {"id": 2, "op": "predict", "image": PATH, "conf": 0.01, "iou": 0.7, "top_k": 5}
+        → {"id": 2, "ok": true, "result": {...adapter.run_inference() result...}}
+    {"id": 3, "op": "ping"} → {"id": 3, "ok": true}
+    {"id": 4, "op": "quit"} → exits
+
+Errors never kill the worker: {"id": N, "ok": false, "error": "<message a user can act on>"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from adapters.base import AdapterError, TrainingAdapter
+from core.config import config_from_dict
+
+
+class InferenceSession:
+    def __init__(self) -> None:
+        self.adapter: TrainingAdapter | None = None
+        self.work_dir = Path(tempfile.mkdtemp(prefix="vp-infer-"))
+
+    def load(self, request: dict[str, Any]) -> dict[str, Any]:
+        from adapters.registry import get_adapter_class
+
+        framework = request.get("framework") or "timm"
+        checkpoint = Path(request["checkpoint"])
+        if not checkpoint.is_file():
+            raise AdapterError(f"checkpoint not found: {checkpoint}")
+        adapter_class = get_adapter_class(framework)
+        config = config_from_dict(
+            {"dataset": str(checkpoint.parent), "framework": framework, "task": adapter_class.tasks[0],
+             "device": request.get("device") or "auto"},
+            source="inference",
+        )
+        started = time.perf_counter()
+        adapter = adapter_class(config, self.work_dir, _SilentReporter())
+        adapter.load_checkpoint(checkpoint, trusted=bool(request.get("trusted")))
+        self.adapter = adapter
+        task = getattr(adapter, "task", None) or config.task
+        return {"task": task, "class_names": list(getattr(adapter, "class_names", []) or []),
+                "load_ms": (time.perf_counter() - started) * 1000}
+
+    def predict(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.adapter is None:
+            raise AdapterError("no model is loaded; pick a checkpoint first")
+        image: str | bytes = request["image"]
+        options = {k: request[k] for k in ("conf", "iou", "top_k") if k in request}
+        return {"result": self.adapter.run_inference(image, **options)}
+
+
+class _SilentReporter:
+    """Inference reports nothing: the answer is the response line."""
+
+    def status(self, state: str, message: str = "") -> None: ...
+    def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
+    def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
+    def checkpoint(self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None,
+                   metric_value: float | None = None) -> None: ...
+    def artifact(self, kind: str, path: Path) -> None: ...
+    def warning(self, message: str, path: str | None = None) -> None: ...
+
+    def log(self, message: str, level: str = "info") -> None:
+        print(f"[{level}] {message}", file=sys.stderr)
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def serve() -> int:
+    # Answers own stdout; anything a framework prints must not corrupt the protocol.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    session = InferenceSession()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        request_id = None
+        try:
+            request = json.loads(line)
+            request_id = request.get("id")
+            op = request.get("op")
+            if op == "quit":
+                break
+            if op == "ping":
+                payload: dict[str, Any] = {}
+            elif op == "load":
+                payload = session.load(request)
+            elif op == "predict":
+                payload = session.predict(request)
+            else:
+                raise AdapterError(f"unknown request {op!r}")
+            response = {"id": request_id, "ok": True, **payload}
+        except (AdapterError, ValueError, OSError) as exc:
+            response = {"id": request_id, "ok": False, "error": str(exc)}
+        except Exception as exc:
+            traceback.print_exc()
+            response = {"id": request_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(response) + "\n")
+        out.flush()
+    return 0

@@ -1,0 +1,170 @@
+"""Inference from the app's side: a client for the warm inference worker, and re-filtering.
+
+The canvas runs the model once per image at a low confidence threshold and without suppression
+(``RAW_CONF``, ``RAW_IOU``); moving the confidence/IoU sliders re-filters those predictions here, in
+the GUI process, with numpy — no new inference per slider move.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from core.jobs.runner import worker_env
+
+RAW_CONF = 0.01
+RAW_IOU = 0.95  # nearly no suppression in the worker: the GUI applies the user's IoU itself
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class InferenceError(RuntimeError):
+    """A request the worker could not serve (message is for the user), or a dead worker."""
+
+
+def infer_worker_command() -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "infer-worker"]
+    return [sys.executable, "-m", "vision_platform", "infer-worker"]
+
+
+class InferenceClient:
+    """Owns one warm ``infer-worker`` process. Methods block: call them from a worker thread."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._responses: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self.loaded: dict[str, Any] | None = None
+        self.requests_sent = 0  # predict requests: lets tests prove a slider move ran no inference
+
+    def _ensure_started(self) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                infer_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, encoding="utf-8", bufsize=1, env=worker_env(),
+            )
+            self._responses = queue.Queue()
+            self.loaded = None
+            assert self._process.stdout is not None
+            threading.Thread(target=self._read, args=(self._process.stdout, self._responses), daemon=True).start()
+        return self._process
+
+    @staticmethod
+    def _read(stream: IO[str], responses: queue.Queue[dict[str, Any] | None]) -> None:
+        for line in stream:
+            try:
+                responses.put(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        responses.put(None)
+
+    def request(self, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        with self._lock:
+            process = self._ensure_started()
+            self._next_id += 1
+            payload = {**payload, "id": self._next_id}
+            assert process.stdin is not None
+            try:
+                process.stdin.write(json.dumps(payload) + "\n")
+                process.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise InferenceError(f"the inference worker stopped: {exc}") from None
+            while True:
+                try:
+                    response = self._responses.get(timeout=timeout)
+                except queue.Empty:
+                    self.close()
+                    raise InferenceError(f"the inference worker did not answer within {timeout:.0f} s") from None
+                if response is None:
+                    raise InferenceError("the inference worker exited unexpectedly")
+                if response.get("id") == payload["id"]:
+                    break
+        if not response.get("ok"):
+            raise InferenceError(str(response.get("error") or "inference failed"))
+        return response
+
+    def load(self, checkpoint: Path, *, framework: str, trusted: bool = False, device: str = "auto") -> dict[str, Any]:
+        key = {"checkpoint": str(checkpoint), "framework": framework, "device": device}
+        if self.loaded is not None and self.loaded.get("key") == key:
+            return self.loaded
+        response = self.request({"op": "load", **key, "trusted": trusted})
+        self.loaded = {**response, "key": key}
+        return self.loaded
+
+    def predict(self, image: Path | str, *, top_k: int = 5) -> dict[str, Any]:
+        self.requests_sent += 1
+        response = self.request({"op": "predict", "image": str(image), "conf": RAW_CONF, "iou": RAW_IOU, "top_k": top_k})
+        result: dict[str, Any] = response["result"]
+        return result
+
+    def close(self) -> None:
+        process = self._process
+        self._process = None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            assert process.stdin is not None
+            process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            process.stdin.flush()
+            process.wait(5)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            process.kill()
+
+
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    ix1 = np.maximum(x1[:, None], x1[None, :])
+    iy1 = np.maximum(y1[:, None], y1[None, :])
+    ix2 = np.minimum(x2[:, None], x2[None, :])
+    iy2 = np.minimum(y2[:, None], y2[None, :])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    union = areas[:, None] + areas[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by class-wise non-maximum suppression, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    if len(order) == 0:
+        return order
+    overlaps = _iou_matrix(boxes)
+    same_class = classes[:, None] == classes[None, :]
+    suppressed = np.zeros(len(scores), dtype=bool)
+    keep = []
+    for index in order:
+        if suppressed[index]:
+            continue
+        keep.append(index)
+        suppressed |= (overlaps[index] > iou) & same_class[index]
+    return np.asarray(keep, dtype=int)
+
+
+def filter_predictions(result: dict[str, Any], *, conf: float, iou: float) -> dict[str, Any]:
+    """The predictions a user sees at these slider values (boxes/masks/keypoints share one index)."""
+    boxes = result.get("boxes") or []
+    filtered = dict(result)
+    if boxes:
+        coords = np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes], dtype=float)
+        scores = np.array([b["confidence"] for b in boxes], dtype=float)
+        classes = np.array([b["class_id"] for b in boxes])
+        candidates = np.nonzero(scores >= conf)[0]
+        kept = candidates[nms_keep(coords[candidates], scores[candidates], classes[candidates], iou)]
+        kept_sorted = sorted(int(i) for i in kept)
+        filtered["boxes"] = [boxes[i] for i in kept_sorted]
+        for key in ("masks", "keypoints"):
+            items = result.get(key) or []
+            if len(items) == len(boxes):  # aligned with boxes, as adapters return them
+                filtered[key] = [items[i] for i in kept_sorted]
+    top_k = result.get("top_k") or []
+    if top_k:
+        filtered["top_k"] = [item for item in top_k if item["confidence"] >= conf] or top_k[:1]
+    return filtered

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from core.inference import filter_predictions
+
+
+def box(x1: float, y1: float, x2: float, y2: float, confidence: float, class_id: int = 0) -> dict[str, object]:
+    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "confidence": confidence, "class_id": class_id, "label": str(class_id)}
+
+
+RAW = {
+    "task": "detect",
+    "boxes": [
+        box(0, 0, 10, 10, 0.9),
+        box(1, 1, 11, 11, 0.8),  # IoU with the first ≈ 0.68
+        box(0, 0, 10, 10, 0.7, class_id=1),  # same place, other class: never suppressed by class 0
+        box(50, 50, 60, 60, 0.3),
+        box(70, 70, 80, 80, 0.05),
+    ],
+    "masks": [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}, {"i": 4}],
+}
+
+
+def test_confidence_threshold_filters_boxes_and_aligned_masks() -> None:
+    high = filter_predictions(RAW, conf=0.5, iou=0.99)
+    assert [b["confidence"] for b in high["boxes"]] == [0.9, 0.8, 0.7]
+    assert [m["i"] for m in high["masks"]] == [0, 1, 2]
+    low = filter_predictions(RAW, conf=0.01, iou=0.99)
+    assert len(low["boxes"]) == 5
+
+
+def test_iou_threshold_suppresses_within_a_class_only() -> None:
+    result = filter_predictions(RAW, conf=0.1, iou=0.5)
+    assert [(b["confidence"], b["class_id"]) for b in result["boxes"]] == [(0.9, 0), (0.7, 1), (0.3, 0)]
+
+
+def test_classification_top_k_keeps_at_least_the_best() -> None:
+    result = filter_predictions({"top_k": [{"label": "a", "confidence": 0.4}, {"label": "b", "confidence": 0.3}]},
+                                conf=0.9, iou=0.5)
+    assert [t["label"] for t in result["top_k"]] == ["a"]
