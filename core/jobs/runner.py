@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -84,6 +85,24 @@ def _timestamp(unix_seconds: int) -> str:
     """SQLAlchemy's SQLite DateTime text format; cached because a batch shares a few seconds."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds)) + ".000000"
 
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_./@ -]+$")
+
+
+def _values_json(values: dict[str, float]) -> str:
+    """JSON for a {metric name: float} dict, ~3x faster than json.dumps on the persistence hot path.
+
+    Falls back to json.dumps for anything unusual (names needing escapes, NaN/inf, non-floats).
+    """
+    parts = []
+    for key, value in values.items():
+        if type(value) is not float or not _SIMPLE_KEY.match(key) or value != value or value in (_INF, -_INF):
+            return json.dumps(values)
+        parts.append(f'"{key}":{value!r}')
+    return "{" + ",".join(parts) + "}"
+
+
+_INF = float("inf")
 
 _INSERT_METRIC_SQL = (
     "INSERT INTO training_metrics (job_id, epoch, step, kind, loss, accuracy, learning_rate, extra_metrics, created_at)"
@@ -171,7 +190,7 @@ class _EventBatch:
             loss,
             accuracy,
             values.get("lr", values.get("learning_rate")),
-            json.dumps(values),
+            _values_json(values),
             created,
         )
 
