@@ -133,3 +133,13 @@ def test_cancel_queued_job_and_refuse_cancel_of_finished(store: Store, tmp_path:
     assert job_store.get_job(store, job_id).status == "cancelled"
     with pytest.raises(job_store.JobError, match="only queued or running"):
         job_store.request_cancel(store, job_id)
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    from alembic.script import ScriptDirectory
+
+    from core.migrations.runner import HEAD_REVISION, MIGRATIONS_DIR, alembic_config
+
+    config = alembic_config(None)  # type: ignore[arg-type]
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
