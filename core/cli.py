@@ -24,6 +24,10 @@ from core.jobs import store as job_store
 def _store() -> Store:
     store = open_store()
     job_store.reconcile_orphaned_jobs(store)
+    # MLflow runs a killed runner left RUNNING end as KILLED (imports mlflow only if there are any).
+    from core.tracking import terminate_orphaned_runs
+
+    terminate_orphaned_runs(store)
     return store
 
 
@@ -255,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     extend.set_defaults(handler=cmd_resume)
 
     from core.datasets.cli import register as register_dataset
+    from core.storage.cli import register as register_storage
+    from core.tracking.cli import register as register_tracking
 
     register_dataset(sub)
+    register_tracking(sub)
+    register_storage(sub)
     return parser
 
 

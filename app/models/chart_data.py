@@ -1,0 +1,127 @@
+"""Metric series of one job in growable numpy buffers (no Qt: built in worker threads, read by charts).
+
+A series is keyed by (kind, name): kind "step" (x = global step) or "epoch" (x = epoch). Appending is
+amortised O(1) (capacity doubles), and a chart reads ``x[:n]``/``y[:n]`` views without copying, so a
+run with 100k steps costs nothing per event. Values from the store and values from live events meet
+here: ``last_x`` per kind lets live events that the store already had be skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SeriesKey = tuple[str, str]  # (kind, metric name)
+
+
+class SeriesBuffer:
+    def __init__(self, capacity: int = 256) -> None:
+        self._x = np.empty(capacity, dtype=np.float64)
+        self._y = np.empty(capacity, dtype=np.float64)
+        self.n = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.n == len(self._x):
+            self._grow(self.n * 2)
+        self._x[self.n] = x
+        self._y[self.n] = y
+        self.n += 1
+
+    def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        needed = self.n + len(xs)
+        if needed > len(self._x):
+            self._grow(max(needed, len(self._x) * 2))
+        self._x[self.n:needed] = xs
+        self._y[self.n:needed] = ys
+        self.n = needed
+
+    def _grow(self, capacity: int) -> None:
+        x = np.empty(capacity, dtype=np.float64)
+        y = np.empty(capacity, dtype=np.float64)
+        x[: self.n] = self._x[: self.n]
+        y[: self.n] = self._y[: self.n]
+        self._x, self._y = x, y
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self.n]
+
+
+class ChartData:
+    """Every series of one job, plus what changed since the chart last drew it."""
+
+    def __init__(self, job_id: int | None = None) -> None:
+        self.job_id = job_id
+        self.series: dict[SeriesKey, SeriesBuffer] = {}
+        self.last_x: dict[str, float] = {"step": -math.inf, "epoch": -math.inf}
+        self.dirty: set[SeriesKey] = set()
+        self._steps_seen = 0
+
+    def add(self, kind: str, epoch: int | None, step: int | None, values: dict[str, Any]) -> bool:
+        """Add one metrics record; False when it was already there (same or earlier x)."""
+        if kind == "step":
+            x = float(step) if step is not None else float(self._steps_seen + 1)
+        else:
+            x = float(epoch or 0)
+        if x <= self.last_x.get(kind, -math.inf):
+            return False
+        self.last_x[kind] = x
+        if kind == "step":
+            self._steps_seen += 1
+        for name, value in values.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            key = (kind, name)
+            buffer = self.series.get(key)
+            if buffer is None:
+                buffer = self.series[key] = SeriesBuffer()
+            buffer.append(x, float(value))
+            self.dirty.add(key)
+        return True
+
+    def add_rows(self, rows: Iterable[tuple[str, int | None, int | None, dict[str, Any]]]) -> None:
+        for kind, epoch, step, values in rows:
+            self.add(kind, epoch, step, values)
+
+    def take_dirty(self) -> set[SeriesKey]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return sorted({name for k, name in self.series if kind is None or k == kind})
+
+    def point_count(self) -> int:
+        return sum(buffer.n for buffer in self.series.values())
+
+    def write_csv(self, path: str | Path) -> int:
+        """Long format (kind, x, metric, value): one row per point, loads straight into a pivot table."""
+        written = 0
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["kind", "x", "metric", "value"])
+            for (kind, name), buffer in sorted(self.series.items()):
+                for x, y in zip(buffer.x.tolist(), buffer.y.tolist(), strict=True):
+                    writer.writerow([kind, int(x) if float(x).is_integer() else x, name, repr(y)])
+                    written += 1
+        return written
+
+
+def load_chart_data(store: Any, job_id: int) -> ChartData:
+    """All metrics of a job from SQLite (worker thread): what makes curves survive an app restart."""
+    from core.jobs.store import metric_rows, metric_values
+
+    data = ChartData(job_id)
+    rows = metric_rows(store, job_id)
+    # Step rows first, then epoch rows: each kind's x must rise for the duplicate check.
+    for kind in ("step", "epoch"):
+        data.add_rows((row.kind, row.epoch, row.step, metric_values(row)) for row in rows if row.kind == kind)
+    return data
