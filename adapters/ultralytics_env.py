@@ -112,8 +112,21 @@ def import_ultralytics() -> ModuleType:
         _provision_fonts(Path(utils.USER_CONFIG_DIR))
         _pin_settings(utils)
         _skip_amp_check_when_offline()
+        _undo_pil_open_patch()
         _configured = True
     return ultralytics
+
+
+def _undo_pil_open_patch() -> None:
+    """Ultralytics replaces ``PIL.Image.open`` with a version that, on an unidentifiable file, tries to
+    install and import pi-heif. Offline (YOLO_AUTOINSTALL=false) that raises ModuleNotFoundError, so a
+    corrupt image would crash our health checks instead of being reported. Put Pillow's own back."""
+    import ultralytics.utils.patches as patches
+    from PIL import Image
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 def weights_dir() -> Path:

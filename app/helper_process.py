@@ -124,6 +124,9 @@ class HelperService(QObject):
         if framework in self._models:
             self.models_ready.emit(framework, self._models[framework])
             return
+        if framework in self._model_errors:  # failures are cached too: one subprocess per question
+            self.models_failed.emit(framework, self._model_errors[framework])
+            return
         key = f"models:{framework}"
         if key in self._calls or self._closed:
             return
@@ -132,6 +135,25 @@ class HelperService(QObject):
         call.failed.connect(lambda message, fw=framework: self._on_models_failed(fw, message))
         self._calls[key] = call
         call.start()
+
+    def prefetch_models(self, frameworks: list[str]) -> None:
+        """Ask for several frameworks one after the other, in the background.
+
+        Starting a subprocess from a big process costs a fork (100 ms or more under load): better
+        early and idle than when the user switches framework.
+        """
+        pending = [fw for fw in frameworks if fw not in self._models and fw not in self._model_errors]
+        if not pending or self._closed:
+            return
+
+        def next_one(*_: object) -> None:
+            if pending and not self._closed:
+                framework = pending.pop(0)
+                self.request_models(framework)
+
+        self.models_ready.connect(next_one)
+        self.models_failed.connect(next_one)
+        next_one()
 
     def request_sysinfo(self) -> None:
         if self._sysinfo is not None:

@@ -124,7 +124,9 @@ class MainWindow(QMainWindow):
         self.state.jobs_change.connect(self._on_jobs_change)
         self.state.settings_change.connect(self._on_settings_change)
         notifier().error.connect(self._on_task_error)
-        notifier().message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        # Bound methods, not lambdas: Qt drops the connection when this window is destroyed
+        # (the notifier outlives windows).
+        notifier().message.connect(self._on_message)
         self.helpers.sysinfo_ready.connect(self._on_sysinfo)
         self.helpers.sysinfo_failed.connect(lambda msg: self.gpu_label.setText("GPU: unknown (detection failed)"))
         self.show_page("datasets")
@@ -142,6 +144,9 @@ class MainWindow(QMainWindow):
         from app.widgets.split_panel import preload_chart_library
 
         QTimer.singleShot(0, preload_chart_library)
+        from core.config import FRAMEWORKS
+
+        QTimer.singleShot(0, lambda: self.helpers.prefetch_models(list(FRAMEWORKS)))
         self.ready.emit()
 
     # -- chrome ---------------------------------------------------------------------------------
@@ -318,6 +323,9 @@ class MainWindow(QMainWindow):
     def _show_uploads(self, pending: int) -> None:
         self.uploads_label.setText(f"{pending} upload{'s' if pending != 1 else ''} pending" if pending else
                                    "Uploads: all synced")
+
+    def _on_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
 
     def _on_task_error(self, info: ErrorInfo) -> None:
         # Unhandled background errors: one line in the status bar, the traceback in the tooltip.

@@ -106,6 +106,47 @@ def engine_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str
     ]
 
 
+def _train_wall(job: Path, home: Path, *, tracking: bool, sync: bool, extra_env: dict[str, str] | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VP_HOME=str(home), **(extra_env or {}))
+    subprocess.run([sys.executable, "-c", "from core.db.engine import open_store; from core.settings import Settings;"
+                    f"s=open_store(); c=Settings.load(s); c.tracking_enabled={tracking}; c.sync_enabled={sync}; c.save(s)"],
+                   env=env, check=True, cwd=ROOT)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vision_platform", "train", str(job)], env=env, capture_output=True, text=True,
+                   check=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def tracking_and_sync_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str, str, str]]:
+    """Issue 5: the same job with MLflow tracking + R2/S3 sync on (local SeaweedFS) vs both off."""
+    from tests.fixtures.s3server import SeaweedFS
+    from tests.helpers.datasets_gen import make_imagefolder
+
+    data = work / "data_ts"
+    make_imagefolder(data, classes=("red", "green", "blue", "white"), per_class=images // 4, size=64, ext=".jpg")
+    job = work / "job_ts.yaml"
+    job.write_text(json.dumps({"dataset": str(data), "model": "test_resnet", "epochs": epochs, "batch_size": 32,
+                               "image_size": 64, "learning_rate": 0.003, "seed": 0}))
+    server = SeaweedFS(work / "weed")
+    server.start()
+    try:
+        s3_env = {"AWS_S3_ENDPOINT_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": server.access_key,
+                  "AWS_SECRET_ACCESS_KEY": server.secret_key, "R2_BUCKET": server.bucket}
+        off, on = [], []
+        for attempt in range(2):
+            off.append(_train_wall(job, work / f"off{attempt}", tracking=False, sync=False))
+            on.append(_train_wall(job, work / f"on{attempt}", tracking=True, sync=True, extra_env=s3_env))
+        uploaded = [o["Key"] for o in server.client().list_objects_v2(Bucket=server.bucket).get("Contents", [])]
+    finally:
+        server.stop()
+    ratio = min(on) / min(off)
+    return [
+        ("train, tracking + sync off (wall)", f"{min(off):.2f} s", "baseline", ""),
+        ("train, MLflow + upload to SeaweedFS on (wall)", f"{min(on):.2f} s", f"{len(uploaded)} objects uploaded", ""),
+        ("ratio on / off", f"{ratio:.3f}", "≤ 1.02", "PASS" if ratio <= 1.02 else "FAIL"),
+    ]
+
+
 def reporter_host_cost(n: int = 20000) -> list[tuple[str, str, str, str]]:
     """Host time of the per-step reporting calls alone (encode + write to a pipe read by another process)."""
     from core.events import EventWriter
@@ -199,6 +240,7 @@ def main() -> int:
         print_table("Reporter host cost (issue 2)", reporter_host_cost())
         if not args.skip_training:
             print_table("Engine overhead, CPU (issue 2)", engine_overhead(args.images, args.epochs, work))
+            print_table("Tracking + sync overhead, CPU (issue 5)", tracking_and_sync_overhead(args.images, args.epochs, work))
     return 0
 
 

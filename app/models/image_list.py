@@ -147,9 +147,12 @@ class ImageListModel(QAbstractListModel):
         return None
 
     def _on_thumbnails_ready(self, paths: list[str]) -> None:
-        rows = [self._row_of_path[p] for p in paths if p in self._row_of_path]
-        if not rows:
-            return
-        # One dataChanged over the touched range: far fewer repaints than one per thumbnail.
-        top, bottom = min(rows), max(rows)
-        self.dataChanged.emit(self.index(top), self.index(bottom), [Qt.ItemDataRole.DecorationRole])
+        # One dataChanged per row, not one over the touched range: a range makes the view repaint
+        # its whole viewport (20-40 ms on a slow machine), a single index only that item's rectangle;
+        # Qt merges the rectangles of one batch into a single paint event.
+        roles = [Qt.ItemDataRole.DecorationRole]
+        for path in paths:
+            row = self._row_of_path.get(path)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, roles)

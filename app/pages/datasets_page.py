@@ -374,7 +374,15 @@ class DatasetsPage(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.browser, icon("dataset"), "Images")
         self.tabs.addTab(self.split_panel, icon("jobs"), "Split && classes")
-        self.tabs.addTab(self.health, "Health check")
+        health_page = QWidget()
+        health_layout = QVBoxLayout(health_page)
+        health_layout.setContentsMargins(0, 4, 0, 0)
+        hint = QLabel("Images with errors are skipped in training. Double-click a row to open the image.")
+        hint.setStyleSheet("color: palette(placeholder-text);")
+        health_layout.addWidget(hint)
+        health_layout.addWidget(self.health, 1)
+        self.health_page = health_page
+        self.tabs.addTab(health_page, "Health check")
 
         self.opened = QWidget()
         opened_layout = QVBoxLayout(self.opened)

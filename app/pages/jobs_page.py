@@ -1,81 +1,605 @@
-"""Jobs page (minimal; part 2 adds live charts, logs and actions): the project's jobs, refreshed every second."""
+"""Jobs page: the project's jobs with live charts, log, checkpoints, results and run comparison.
+
+The table re-reads the store every second while visible (in a worker thread) and soon after job
+events. Metric events of the selected job go straight into the charts' buffers; selecting a job
+reloads its whole history from SQLite, so curves survive an app restart. Charts need pyqtgraph
+(about 1 s to import): they are built when the page is first shown, never during start-up.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
     QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.look import STATUS_COLOURS, icon
+from app.look import STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
-from app.widgets.common import EmptyState
-from app.workers import TaskHandle, run_task
+from app.models.chart_data import ChartData, load_chart_data
+from app.models.job_actions import JobDetail, delete_jobs, folder_size, owned_run_dir, read_detail
+from app.models.jobs_table import COL_PROGRESS, JobIdRole, JobRow, JobsTableModel, ProgressDelegate, read_rows
+from app.widgets.announce import announce
+from app.widgets.checkpoints_panel import CheckpointsPanel
+from app.widgets.common import Banner, EmptyState
+from app.widgets.log_pane import LogPane
+from app.widgets.results_view import ResultsView
+from app.workers import ErrorInfo, TaskHandle, run_task
 
-COLUMNS = ["ID", "Name", "Model", "Status"]
+if TYPE_CHECKING:
+    from app.widgets.compare_view import CompareView
+    from app.widgets.live_charts import LiveCharts
+
+REFRESH_MS = 1000
+EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
+STOPPABLE = ("queued", "running")
+RESUMABLE = ("failed", "cancelled", "interrupted")
 
 
 class JobsPage(QWidget):
+    clone_requested = Signal(object)  # JobConfig: the main window shows it in the Train page
+
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.empty = EmptyState(icon("jobs"), "Training jobs", "No jobs yet — configure one from a dataset.")
-        self.empty.add_button("Configure a job", icon("train"), lambda: state.page_request.emit("train"), primary=True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self.table)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.stack)
-        self.rows: list[tuple[int, str, str, str]] = []
+        self.model = JobsTableModel(self)
+        self.charts: LiveCharts | None = None
+        self.compare: CompareView | None = None
+        self.detail: JobDetail | None = None
         self._task: TaskHandle | None = None
+        self._loading_job: int | None = None
+        self._pending_metrics: list[tuple[int, dict[str, Any]]] = []
+        self._mlflow: Any = None  # the `mlflow ui` process this page started
+        self._build()
         self.timer = QTimer(self)
-        self.timer.setInterval(1000)
+        self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
+        self._soon = QTimer(self)
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(EVENT_REFRESH_DELAY_MS)
+        self._soon.timeout.connect(self.refresh)
         state.project_change.connect(lambda _pid: self.refresh())
         state.jobs_change.connect(self.refresh)
+        state.job_event.connect(self._on_job_event)
 
-    def showEvent(self, event: object) -> None:  # refresh only while visible
+    # -- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.empty = EmptyState(icon("jobs"), "Training jobs", "No jobs yet — configure one from a dataset.")
+        self.empty.add_button("Configure a job", icon("train"), lambda: self.state.page_request.emit("train"),
+                              primary=True)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setItemDelegateForColumn(COL_PROGRESS, ProgressDelegate(self.table))
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
+        self.table.setColumnWidth(COL_PROGRESS, 120)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._on_selection())
+
+        self._build_actions()
+        bar = QHBoxLayout()
+        for action in (self.cancel_action, self.resume_action, self.extend_action, self.clone_action,
+                       self.delete_action, self.folder_action, self.mlflow_action):
+            button = QPushButton(action.icon(), action.text())
+            button.setToolTip(action.toolTip())
+            button.clicked.connect(action.trigger)
+            action.changed.connect(lambda b=button, a=action: (b.setEnabled(a.isEnabled()), b.setToolTip(a.toolTip())))
+            bar.addWidget(button)
+        bar.addStretch(1)
+        self.summary = QLabel()
+        bar.addWidget(self.summary)
+        self.banner = Banner()
+
+        self.charts_holder = QWidget()
+        holder_layout = QVBoxLayout(self.charts_holder)
+        holder_layout.setContentsMargins(0, 0, 0, 0)
+        self.charts_placeholder = QLabel("Loading charts…")
+        self.charts_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        holder_layout.addWidget(self.charts_placeholder, 1)
+        export_row = QHBoxLayout()
+        self.chart_note = QLabel("")
+        self.chart_note.setStyleSheet("color: palette(placeholder-text);")
+        export_row.addWidget(self.chart_note, 1)
+        self.export_png_button = QPushButton("Export PNG…")
+        self.export_png_button.clicked.connect(self.export_png_dialog)
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_csv_button.clicked.connect(self.export_csv_dialog)
+        export_row.addWidget(self.export_png_button)
+        export_row.addWidget(self.export_csv_button)
+        holder_layout.addLayout(export_row)
+
+        self.log = LogPane()
+        self.checkpoints = CheckpointsPanel(self.state)
+        self.checkpoints.changed.connect(self.refresh)
+        self.results = ResultsView(self.state)
+        self.compare_holder = QWidget()
+        QVBoxLayout(self.compare_holder).setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.charts_holder, "Charts")
+        self.tabs.addTab(self.log, "Log")
+        self.tabs.addTab(self.checkpoints, "Checkpoints")
+        self.tabs.addTab(self.results, "Results")
+        self.tabs.addTab(self.compare_holder, "Compare")
+        self.tabs.currentChanged.connect(lambda _i: self._on_tab())
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([200, 560])
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addLayout(bar)
+        content_layout.addWidget(self.banner)
+        content_layout.addWidget(splitter, 1)
+        self.content = content
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(content)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.stack)
+        self._update_actions()
+
+    def _build_actions(self) -> None:
+        def make(text: str, slot: Any, tip: str, icon_name: str = "", shortcut: str | None = None) -> QAction:
+            action = QAction(icon(icon_name) if icon_name else QIcon(), text, self)
+            action.setToolTip(tip)
+            action.triggered.connect(slot)
+            if shortcut:
+                action.setShortcut(QKeySequence(shortcut))
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
+            return action
+
+        self.cancel_action = make("Cancel", self.cancel_selected, "Stop the job (it keeps its last checkpoint)")
+        self.resume_action = make("Resume", self.resume_selected, "Continue from the last checkpoint (last.pt)",
+                                  "start")
+        self.extend_action = make("Extend…", self.extend_selected, "Train this job for more epochs from last.pt")
+        self.clone_action = make("Clone…", self.clone_selected, "Open this job's settings in the configurator",
+                                 "train")
+        self.delete_action = make("Delete…", self.delete_selected, "Delete the job, its metrics and its run folder",
+                                  "delete", "Delete")
+        self.folder_action = make("Open folder", self.open_folder, "Open the run folder in the file manager", "open")
+        self.mlflow_action = make("MLflow", self.open_mlflow, "Open this run in the MLflow UI", "cloud")
+
+    # -- visibility and refresh -------------------------------------------------------------------
+    def showEvent(self, event: Any) -> None:  # refresh only while visible
+        super().showEvent(event)
         self.refresh()
         self.timer.start()
+        if self.charts is None:
+            from app.widgets.split_panel import preload_chart_library
 
-    def hideEvent(self, event: object) -> None:
+            preload_chart_library(self._build_charts)
+
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
         self.timer.stop()
+
+    def _build_charts(self) -> None:
+        if self.charts is not None:
+            return
+        from app.widgets.compare_view import CompareView
+        from app.widgets.live_charts import LiveCharts
+
+        self.charts = LiveCharts()
+        layout = self.charts_holder.layout()
+        assert isinstance(layout, QVBoxLayout)
+        self.charts_placeholder.hide()
+        layout.insertWidget(0, self.charts, 1)
+        self.compare = CompareView(self.state)
+        compare_layout = self.compare_holder.layout()
+        assert compare_layout is not None
+        compare_layout.addWidget(self.compare)
+        self._load_charts(self.current_job_id())
+        self._on_tab()
 
     def refresh(self) -> None:
         if self._task is not None and not self._task.done:
             return
-        from core.jobs.store import list_jobs
-
         store, project_id = self.state.store, self.state.project_id
-        self._task = run_task(
-            lambda _st: [(j.id, j.name or "", j.model_name, j.status) for j in list_jobs(store, project_id)],
-            title="Refresh jobs", on_result=self._show,
-        )
+        self._task = run_task(lambda _st: read_rows(store, project_id), title="Refresh jobs", on_result=self._show)
 
-    def _show(self, rows: list[tuple[int, str, str, str]]) -> None:
-        if rows == self.rows and self.table.rowCount() == len(rows):
+    def _show(self, rows: list[JobRow]) -> None:
+        selected = self.selected_ids()
+        current = self.current_job_id()
+        before = {row.id: row.status for row in self.model.rows}
+        if self.model.set_rows(rows):
+            self._restore_selection(selected, current)
+        self.stack.setCurrentWidget(self.content if rows else self.empty)
+        counts = self.model.status_counts()
+        parts = [f"<span style='color:{STATUS_COLOURS.get(s, '#8e9399')}'>{n} {s}</span>"
+                 for s, n in sorted(counts.items(), key=lambda item: item[0])]
+        self.summary.setText(" · ".join(parts))
+        if rows and self.current_job_id() is None:
+            self.select_job(rows[0].id)
+        job_id = self.current_job_id()
+        if job_id is not None and job_id in before:
+            row = self.model.job(job_id)
+            if row is not None and row.status != before[job_id]:
+                self._on_selected_status_change(before[job_id], row.status)
+        self._update_actions()
+
+    def _restore_selection(self, selected: list[int], current: int | None) -> None:
+        selection = self.table.selectionModel()
+        selection.blockSignals(True)
+        for job_id in selected:
+            position = self.model.row_for(job_id)
+            if position is not None:
+                selection.select(self.model.index(position, 0), QItemSelectionModel.SelectionFlag.Select
+                                 | QItemSelectionModel.SelectionFlag.Rows)
+        if current is not None and (position := self.model.row_for(current)) is not None:
+            selection.setCurrentIndex(self.model.index(position, 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+        selection.blockSignals(False)
+        self._on_selection()
+
+    # -- selection --------------------------------------------------------------------------------
+    def select_job(self, job_id: int) -> bool:
+        position = self.model.row_for(job_id)
+        if position is None:
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            self.model.index(position, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        return True
+
+    def current_job_id(self) -> int | None:
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid():
+            rows = self.table.selectionModel().selectedRows()
+            if not rows:
+                return None
+            index = rows[0]
+        job_id = index.data(JobIdRole)
+        return int(job_id) if job_id is not None else None
+
+    def current_row(self) -> JobRow | None:
+        job_id = self.current_job_id()
+        return None if job_id is None else self.model.job(job_id)
+
+    def selected_ids(self) -> list[int]:
+        ids = [int(index.data(JobIdRole)) for index in self.table.selectionModel().selectedRows()]
+        return ids or ([self.current_job_id()] if self.current_job_id() is not None else [])  # type: ignore[list-item]
+
+    def _on_selection(self) -> None:
+        job_id = self.current_job_id()
+        self._update_actions()
+        if self.compare is not None:
+            self.compare.set_jobs([(i, row.name) for i in self.selected_ids() if (row := self.model.job(i))])
+        if self.detail is not None and self.detail.id == job_id:
             return
-        self.rows = rows
-        self.table.setRowCount(len(rows))
-        for r, (job_id, name, model, status) in enumerate(rows):
-            values = (str(job_id), name, model, status)
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                if c == 3:
-                    item.setForeground(QColor(STATUS_COLOURS.get(status, "#8e9399")))
-                if c == 0:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(r, c, item)
-        self.stack.setCurrentWidget(self.table if rows else self.empty)
+        self.detail = None
+        self.checkpoints.set_job(job_id)
+        self.results.set_job(job_id)
+        row = self.model.job(job_id) if job_id is not None else None
+        self.log.set_log(Path(row.output_dir) / "worker.log" if row and row.output_dir else None)
+        self.log.set_error(None, None)
+        self._load_charts(job_id)
+        self._load_detail(job_id)
+
+    def _load_detail(self, job_id: int | None) -> None:
+        if job_id is None:
+            return
+        store = self.state.store
+        run_task(lambda _st: read_detail(store, job_id), title="Read job",
+                 on_result=self._on_detail, on_error=lambda _info: None)
+
+    def _on_detail(self, detail: JobDetail) -> None:
+        if detail.id != self.current_job_id():
+            return
+        self.detail = detail
+        self.log.set_error(detail.error_message if detail.status == "failed" else None, detail.error_traceback)
+        self.log.set_log(Path(detail.output_dir) / "worker.log")
+        self._update_actions()
+
+    def _on_selected_status_change(self, before: str, after: str) -> None:
+        job_id = self.current_job_id()
+        self.detail = None
+        self._load_detail(job_id)
+        self.checkpoints.refresh()
+        self.results.refresh()
+        if after == "running" and before != "running":
+            # A resumed run re-does its last epoch: the store dropped those rows, so reload.
+            self._load_charts(job_id)
+
+    def _load_charts(self, job_id: int | None) -> None:
+        if self.charts is None:
+            return
+        if job_id is None:
+            self.charts.set_data(ChartData())
+            self.chart_note.setText("")
+            return
+        self._loading_job = job_id
+        self._pending_metrics = []
+        store = self.state.store
+        self.chart_note.setText("Reading metrics…")
+        run_task(lambda _st: load_chart_data(store, job_id), title="Read metrics", on_result=self._on_chart_data)
+
+    def _on_chart_data(self, data: ChartData) -> None:
+        if self.charts is None or data.job_id != self._loading_job or data.job_id != self.current_job_id():
+            return
+        for _job_id, event in self._pending_metrics:  # live events that arrived while reading
+            data.add(event.get("kind", "epoch"), event.get("epoch"), event.get("step"), event.get("values") or {})
+        self._pending_metrics = []
+        self._loading_job = None
+        self.charts.set_data(data)
+        self._update_chart_note()
+
+    def _update_chart_note(self) -> None:
+        if self.charts is None:
+            return
+        count = self.charts.data.point_count()
+        self.chart_note.setText("No metrics yet: curves appear with the first training steps." if not count else
+                                "Hover a chart for values; click a legend entry to hide a series; drag to pan, "
+                                "wheel to zoom.")
+
+    # -- events -----------------------------------------------------------------------------------
+    def _on_job_event(self, job_id: int, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "metrics" and self.charts is not None:
+            if self._loading_job == job_id:
+                self._pending_metrics.append((job_id, event))
+            elif self.charts.job_id == job_id:
+                first = self.charts.data.point_count() == 0
+                self.charts.add_metrics(event.get("kind", "epoch"), event.get("epoch"), event.get("step"),
+                                        event.get("values") or {})
+                if first:
+                    self._update_chart_note()
+            return
+        if kind in ("progress", "status", "checkpoint", "artifact", "job_end", "hello", "done", "error"):
+            if not self._soon.isActive():
+                self._soon.start()
+        if job_id == self.current_job_id():
+            if kind == "checkpoint":
+                self.checkpoints.refresh()
+            elif kind == "artifact":
+                self.results.refresh()
+            elif kind == "job_end":
+                self.log.poll()
+                self.detail = None
+                self._load_detail(job_id)
+                self.checkpoints.refresh()
+                self.results.refresh()
+                if self.compare is not None:
+                    self.compare.reload()
+        if kind == "job_end":
+            row = self.model.job(job_id)
+            name = row.name if row else f"Job {job_id}"
+            announce(self, f"{name}: {event.get('status', 'finished')}")  # announced once, no dialog
+
+    def _on_tab(self) -> None:
+        if self.tabs.currentWidget() is self.compare_holder and self.compare is not None:
+            self.compare.reload()
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _update_actions(self) -> None:
+        row = self.current_row()
+        status = row.status if row else ""
+        ids = self.selected_ids()
+        rows = [r for i in ids if (r := self.model.job(i)) is not None]
+        self.cancel_action.setEnabled(status in STOPPABLE)
+        self.resume_action.setEnabled(status in RESUMABLE)
+        self.extend_action.setEnabled(row is not None and status not in STOPPABLE)
+        self.clone_action.setEnabled(row is not None)
+        self.delete_action.setEnabled(bool(rows) and all(r.status not in STOPPABLE for r in rows))
+        self.delete_action.setToolTip("Delete the job, its metrics and its run folder" if self.delete_action.isEnabled()
+                                      else "Cancel running or queued jobs before deleting them")
+        self.folder_action.setEnabled(row is not None and bool(row.output_dir) and Path(row.output_dir).is_dir())
+        problem = self._mlflow_problem()
+        self.mlflow_action.setEnabled(row is not None and problem is None)
+        self.mlflow_action.setToolTip(problem or "Open this run in the MLflow UI (started on this computer)")
+        has_data = self.charts is not None and self.charts.data.point_count() > 0
+        self.export_png_button.setEnabled(has_data)
+        self.export_csv_button.setEnabled(has_data)
+
+    def _mlflow_problem(self) -> str | None:
+        if self.detail is not None and not self.detail.mlflow_run_id:
+            return "This run was not tracked in MLflow (tracking is off in Settings, or it has not started)"
+        try:
+            import core.tracking.cli  # noqa: F401
+        except Exception as exc:
+            return f"MLflow tracking is not available in this build: {exc}"
+        return None
+
+    def _run_action(self, title: str, fn: Any, done_message: str) -> None:
+        def finished(result: Any) -> None:
+            self.banner.clear()
+            self.state.jobs_change.emit()  # the queue wakes up and the table refreshes
+            self.refresh()
+            announce(self, result if isinstance(result, str) and result else done_message)
+
+        run_task(fn, title=title, on_result=finished, on_error=self._on_action_error)
+
+    def _on_action_error(self, info: ErrorInfo) -> None:
+        self.banner.show_message(f"{info.title}: {info.message}", detail=info.detail)
+
+    def cancel_selected(self) -> None:
+        from core.jobs.store import request_cancel
+
+        row = self.current_row()
+        if row is None or row.status not in STOPPABLE:
+            return
+        store = self.state.store
+        def work(_st: Any) -> str:
+            outcome = request_cancel(store, row.id)
+            return f"{row.name}: cancelled" if outcome == "cancelled" else ""
+
+        self._run_action("Cancel job", work, f"{row.name}: stopping (the last checkpoint is kept)")
+
+    def resume_selected(self) -> None:
+        self._requeue(0)
+
+    def extend_selected(self, epochs: int | None = None) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if epochs is None:
+            epochs, ok = QInputDialog.getInt(self, "Extend training", f"Train {row.name} for how many more epochs?",
+                                             5, 1, 10_000)
+            if not ok:
+                return
+        self._requeue(epochs)
+
+    def _requeue(self, extra_epochs: int) -> None:
+        from core.jobs.store import requeue_for_resume
+
+        row = self.current_row()
+        if row is None:
+            return
+        store = self.state.store
+        what = f"{extra_epochs} more epochs" if extra_epochs else "resume"
+        def work(_st: Any) -> str:
+            requeue_for_resume(store, row.id, extra_epochs=extra_epochs)
+            return ""
+
+        self._run_action("Resume job", work, f"{row.name}: queued ({what}, from last.pt)")
+
+    def clone_selected(self) -> None:
+        from core.config import ConfigError
+        from core.jobs.store import get_job, job_config
+
+        row = self.current_row()
+        if row is None:
+            return
+        try:
+            config = job_config(get_job(self.state.store, row.id))
+        except ConfigError as exc:
+            self.banner.show_message(f"This job's configuration cannot be reused: {exc}")
+            return
+        self.clone_requested.emit(config)
+
+    def delete_selected(self, confirm: bool = True) -> None:
+        rows = [r for i in self.selected_ids() if (r := self.model.job(i)) is not None]
+        if not rows or any(r.status in STOPPABLE for r in rows):
+            return
+        if confirm and not self._confirm_delete(rows):
+            return
+        store = self.state.store
+        ids = [r.id for r in rows]
+
+        def work(_st: Any) -> str:
+            problems = delete_jobs(store, ids)
+            return "Not everything was deleted: " + "; ".join(problems) if problems else ""
+
+        self.detail = None
+        self._run_action("Delete jobs", work, f"Deleted {len(ids)} job{'s' if len(ids) != 1 else ''}")
+
+    def _confirm_delete(self, rows: list[JobRow]) -> bool:
+        lines = []
+        total = 0
+        for row in rows:
+            folder = owned_run_dir(row.output_dir)
+            size = folder_size(folder) if folder else 0
+            total += size
+            where = f"{folder} ({format_bytes(size)}: checkpoints, log, plots)" if folder else "no run folder"
+            lines.append(f"• #{row.id} {row.name}: its metrics and {where}")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Delete jobs",
+                          f"Delete {len(rows)} job{'s' if len(rows) != 1 else ''} and {format_bytes(total)} of files? "
+                          "This cannot be undone.", parent=self)
+        box.setInformativeText("\n".join(lines[:20]) + ("\n…" if len(lines) > 20 else ""))
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is delete
+
+    def open_folder(self) -> None:
+        row = self.current_row()
+        if row is not None and row.output_dir:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(row.output_dir))
+
+    def open_mlflow(self) -> None:
+        detail = self.detail
+        if detail is None or not detail.mlflow_run_id:
+            return
+        run_id = detail.mlflow_run_id
+        existing = self._mlflow
+
+        def work(_st: Any) -> tuple[Any, str]:
+            from core.tracking.cli import start_mlflow_ui, wait_until_listening
+
+            if existing is not None and existing[0].poll() is None:
+                return existing
+            process, url = start_mlflow_ui()
+            port = int(url.rsplit(":", 1)[1])
+            if not wait_until_listening(port, process):
+                process.kill()
+                raise RuntimeError("the MLflow UI did not start within a minute")
+            return process, url
+
+        def opened(result: tuple[Any, str]) -> None:
+            self._mlflow = result
+            QDesktopServices.openUrl(QUrl(f"{result[1]}/#/runs/{run_id}"))
+
+        announce(self, "Starting the MLflow UI…")
+        run_task(work, title="Open MLflow UI", on_result=opened, on_error=self._on_action_error)
+
+    def stop_mlflow(self) -> None:
+        if self._mlflow is not None and self._mlflow[0].poll() is None:
+            self._mlflow[0].terminate()
+        self._mlflow = None
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if isinstance(index, QModelIndex) and index.isValid() and not self.table.selectionModel().isRowSelected(
+                index.row(), QModelIndex()):
+            self.select_job(int(index.data(JobIdRole)))
+        menu = QMenu(self)
+        for action in (self.cancel_action, self.resume_action, self.extend_action, self.clone_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        for action in (self.folder_action, self.mlflow_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.delete_action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    # -- export -----------------------------------------------------------------------------------
+    def export_png_dialog(self) -> None:
+        row = self.current_row()
+        if self.charts is None or row is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export charts", f"job_{row.id}_charts.png", "PNG image (*.png)")
+        if path and not self.charts.export_png(path):
+            self.banner.show_message(f"Could not write {path}.")
+
+    def export_csv_dialog(self) -> None:
+        row = self.current_row()
+        if self.charts is None or row is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", f"job_{row.id}_metrics.csv", "CSV (*.csv)")
+        if path:
+            try:
+                count = self.charts.export_csv(path)
+            except OSError as exc:
+                self.banner.show_message(f"Could not write {path}: {exc}")
+                return
+            announce(self, f"Wrote {count} values to {path}")

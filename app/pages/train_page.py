@@ -68,8 +68,6 @@ def defaults() -> dict[str, Any]:
     return copy.deepcopy(_cached_defaults())
 
 
-MIN_FREE_BYTES_ERROR = 200 * 1024**2
-MIN_FREE_BYTES_WARNING = 2 * 1024**3
 
 
 class ModelPicker(QWidget):
@@ -254,6 +252,7 @@ class TrainPage(QWidget):
         layout.addLayout(actions)
 
         self.errors: dict[str, str] = {}
+        self._project_names: dict[int, str] = {}
         self._pretrained_names: list[str] | None = None
         self._preflight_box: QMessageBox | None = None
         self._apply_values(defaults())
@@ -269,7 +268,7 @@ class TrainPage(QWidget):
         self.helpers.models_failed.connect(self._on_models_failed)
         self.helpers.sysinfo_ready.connect(self._fill_devices)
         self.state.datasets_list_change.connect(self._reload_datasets)
-        self.state.project_change.connect(lambda _pid: self._reload_datasets())
+        self.state.project_change.connect(self._on_project_change)
         self.state.dataset_change.connect(self._on_dataset_change)
         self._reload_datasets()
         self._on_framework_change(self.framework_combo.currentText())
@@ -291,6 +290,10 @@ class TrainPage(QWidget):
         self.dataset_combo.blockSignals(False)
         self._update_dataset_summary()
         self.revalidate()
+
+    def _on_project_change(self, _project_id: int) -> None:
+        self._project_names.clear()  # it may have been renamed
+        self._reload_datasets()
 
     def _select_dataset(self, dataset_id: int | None) -> None:
         for row in range(self.dataset_combo.count()):
@@ -452,11 +455,17 @@ class TrainPage(QWidget):
         return data, errors
 
     def _project_name(self) -> str | None:
-        from core.db.models import Project
+        # Cached per project: revalidate() runs on every keystroke and must not query the DB.
+        cached = self._project_names.get(self.state.project_id)
+        if cached is None:
+            from core.db.models import Project
 
-        with self.state.store.read() as session:
-            project = session.get(Project, self.state.project_id)
-            return project.name if project else None
+            with self.state.store.read() as session:
+                project = session.get(Project, self.state.project_id)
+                cached = project.name if project else None
+            if cached is not None:
+                self._project_names[self.state.project_id] = cached
+        return cached
 
     def revalidate(self, *_: Any) -> bool:
         data, errors = self._raw()
@@ -641,29 +650,29 @@ class TrainPage(QWidget):
 
 
 def preflight(config: JobConfig, findings: list[Any] | None, pretrained_names: list[str] | None) -> list[tuple[str, str]]:
-    """Problems that would make the job fail or waste time, as (level, sentence). Runs in a worker."""
-    problems: list[tuple[str, str]] = []
-    if findings is None:
-        from core.datasets import DatasetError, check_health, open_dataset
+    """Problems that would make the job fail or waste time, as (level, sentence). Runs in a worker.
 
-        try:
-            findings = check_health(open_dataset(config.dataset, config.dataset_format))
-        except DatasetError as exc:
-            problems.append(("error", f"The dataset cannot be opened: {exc}"))
-            findings = []
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        sample = "; ".join(f"{f.path}: {f.message}" for f in errors[:3])
-        problems.append(("warning", f"The dataset health check found {len(errors)} error(s) (those images are "
-                                    f"skipped): {sample}"))
-    if config.weights and not Path(config.weights).is_file():
-        problems.append(("error", f"The weights file {config.weights} does not exist."))
+    The checks are ``core.jobs.preflight`` (the same ones ``vision-platform train`` runs), summarised
+    for a dialog: a dataset with 3,000 unreadable files gives one line, not 3,000. ``findings`` (the
+    health check already shown on the Datasets page) is accepted for callers that have it but the
+    shared checks re-read the dataset, so the CLI and the GUI can never disagree.
+    """
+    from core.jobs.preflight import preflight as shared_preflight
+
+    problems: list[tuple[str, str]] = []
+    file_findings: list[str] = []
+    for problem in shared_preflight(config):
+        # Per-file findings come as "severity: path: message"; everything else is a sentence.
+        if problem.message.startswith(("error: ", "warning: ", "info: ")):
+            file_findings.append(problem.message)
+        else:
+            problems.append((problem.severity, problem.message))
+    if file_findings:
+        sample = "\n   ".join(file_findings[:3])
+        more = f"\n   … and {len(file_findings) - 3} more (see the dataset's Health check)" if len(file_findings) > 3 else ""
+        problems.append(("warning", f"The dataset check found {len(file_findings)} problem(s); the files concerned "
+                                    f"are skipped:\n   {sample}{more}"))
     if config.pretrained and not config.weights and pretrained_names is not None and config.model not in pretrained_names:
         problems.append(("error", f"No pretrained weights for {config.model} on this computer and nothing is "
                                   "downloaded: import a weights file or train from scratch."))
-    free = shutil.disk_usage(paths.runs_dir()).free
-    if free < MIN_FREE_BYTES_ERROR:
-        problems.append(("error", f"Only {format_bytes(free)} free for checkpoints in {paths.runs_dir()}."))
-    elif free < MIN_FREE_BYTES_WARNING:
-        problems.append(("warning", f"Only {format_bytes(free)} free for checkpoints; a long run may fill the disk."))
     return problems

@@ -25,7 +25,7 @@ REDRAW_INTERVAL_MS = 66  # ~15 Hz: smooth enough to watch, cheap enough to never
 PANELS = (
     ("loss_step", "Loss per step", "step", "loss"),
     ("loss_epoch", "Loss per epoch", "epoch", "loss"),
-    ("metrics_epoch", "Validation metrics per epoch", "epoch", "value"),
+    ("metrics_epoch", "Metrics per epoch", "epoch", "value"),
     ("lr", "Learning rate", "step", "learning rate"),
 )
 
@@ -53,10 +53,28 @@ def series_colour(name: str, names: list[str]) -> Any:
     return class_colour(names.index(name) if name in names else len(names))
 
 
+class IntegerAxis(pg.AxisItem):
+    """Epochs and steps are whole numbers: no "epoch 0.6" ticks."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:
+        levels = super().tickValues(minVal, maxVal, size)
+        out: list[tuple[float, list[float]]] = []
+        for spacing, values in levels:
+            if spacing < 1:
+                if out:
+                    continue
+                spacing = 1.0
+                values = list(np.arange(np.ceil(minVal), np.floor(maxVal) + 1))
+            out.append((spacing, [v for v in values if float(v).is_integer()]))
+        return out
+
+
 class ChartPanel(pg.PlotWidget):
     def __init__(self, title: str, x_label: str, y_label: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background=None)
+        super().__init__(parent, background=None, axisItems={"bottom": IntegerAxis("bottom")})
         plot = self.getPlotItem()
+        # Plain numbers on the value axis: "0.45", not "450 (x0.001)".
+        plot.getAxis("left").enableAutoSIPrefix(False)
         plot.setTitle(title, size="10pt")
         plot.setLabel("bottom", x_label)
         plot.setLabel("left", y_label)
@@ -77,9 +95,10 @@ class ChartPanel(pg.PlotWidget):
                 item.setSymbolSize(5)
                 item.setSymbolBrush(colour)
                 item.setSymbolPen(None)
+            # Added first: clip-to-view asks the item's view box, which it has only once in the plot.
+            self.getPlotItem().addItem(item)
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
-            self.getPlotItem().addItem(item)
             self.curves[key] = item
             self._update_legend()
         return item
@@ -206,7 +225,7 @@ class LiveCharts(QWidget):
     # -- export -----------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> bool:
         self.redraw()
-        return bool(self.grab().save(str(path), "PNG"))
+        return bool(self.grab().save(str(path)))
 
     def export_csv(self, path: str | Path) -> int:
         return self.data.write_csv(path)

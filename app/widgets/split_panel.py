@@ -35,7 +35,7 @@ CHART_MODULE = "app.widgets.class_chart"
 _chart_import: TaskHandle | None = None
 
 
-def preload_chart_library(on_done: Callable[[], None] | None = None) -> None:
+def preload_chart_library(on_done: Callable[..., None] | None = None) -> None:
     """Import pyqtgraph (about 1 s here) in a worker thread, never on the GUI thread.
 
     The main window calls this once it is ready, long before a user opens a dataset; a chart asked
@@ -49,7 +49,8 @@ def preload_chart_library(on_done: Callable[[], None] | None = None) -> None:
     if _chart_import is None:
         _chart_import = run_task(lambda _st: importlib.import_module(CHART_MODULE), title="Load charts")
     if on_done is not None:
-        _chart_import.signals.result.connect(lambda _module: on_done())
+        # Connected as given (a bound method): Qt drops it if the panel is destroyed first.
+        _chart_import.signals.result.connect(on_done)
 
 
 def chart_library_loaded() -> bool:
@@ -201,10 +202,16 @@ class SplitPanel(QWidget):
                 self.table.setItem(row, column, item)
         if self.chart is not None:
             self.chart.set_counts(counts)
-        else:
+        elif self.isVisible():
             preload_chart_library(self._on_chart_library)
 
-    def _on_chart_library(self) -> None:
+    def showEvent(self, event: Any) -> None:
+        # A pyqtgraph widget takes 100-200 ms to build: only when the chart is first looked at.
+        super().showEvent(event)
+        if self.chart is None and self.counts:
+            preload_chart_library(self._on_chart_library)
+
+    def _on_chart_library(self, *_: Any) -> None:
         if self.chart is None:
             from app.widgets.class_chart import ClassChart  # already imported: instant
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# An offscreen screen of a real desktop size (the default, 800x600, is smaller than the window's
+# minimum size, so restoreGeometry would shrink windows).
+_SCREEN = os.path.join(tempfile.mkdtemp(prefix="vp-gui-screen-"), "offscreen.json")
+with open(_SCREEN, "w", encoding="utf-8") as _file:
+    _file.write('{"screens": [{"name": "Offscreen", "x": 0, "y": 0, "width": 1920, "height": 1200, '
+                '"logicalDpiX": 96, "logicalDpiY": 96, "dpr": 1}]}')
+os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_SCREEN}"
 os.environ["VP_HOME"] = tempfile.mkdtemp(prefix="vp-gui-home-")
 
 from collections.abc import Iterator  # noqa: E402

@@ -97,8 +97,9 @@ def test_preset_round_trip_and_start_queues_job(configured: Any, qtbot: Any, sto
     assert job.status == "queued" and job.dataset_id == page.selected_dataset().id
     main = page.window()
     assert main.current_page() == "jobs"
-    qtbot.waitUntil(lambda: main.jobs_page.table.rowCount() == 1, timeout=5_000)
-    assert main.jobs_page.table.item(0, 1).text() == "dice run"
+    jobs_model = main.jobs_page.table.model()
+    qtbot.waitUntil(lambda: jobs_model.rowCount() == 1, timeout=5_000)
+    assert jobs_model.index(0, 0).data() == "dice run"  # the Name column
 
 
 def test_clone_from_job_fills_the_form(configured: Any, qtbot: Any, store: Any, monkeypatch: Any) -> None:
@@ -126,6 +127,6 @@ def test_missing_weights_file_blocks_start_in_preflight(configured: Any, qtbot: 
     page.weights_edit.setText("/nonexistent/weights.pt")
     page.start()
     qtbot.waitUntil(lambda: page._preflight_box is not None and page._preflight_box.isVisible(), timeout=15_000)
-    assert "does not exist" in page._preflight_box.informativeText()
+    assert "weights file not found" in page._preflight_box.informativeText()
     page._preflight_box.reject()
     assert list_jobs(store) == []

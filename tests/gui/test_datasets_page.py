@@ -170,3 +170,22 @@ def test_r2_url_without_keys_says_what_to_do(window: Any, store: Any) -> None:
     window.datasets_page.add_dataset_path("r2://bucket/datasets/x.zip")
     assert "Settings" in window.datasets_page.banner.text()
     assert _dataset_rows(store) == 0
+
+
+def test_polygon_annotations_are_drawn_with_their_points(window: Any, qtbot: Any, tmp_path: Path) -> None:
+    root = make_dice_detection(tmp_path / "poly", 4, size=96, polygons=True)
+    window.datasets_page.add_dataset_path(str(root))
+    wait_dataset(qtbot, window)
+    browser = window.datasets_page.browser
+    browser.open_row(0)
+    qtbot.waitUntil(lambda: len(browser.viewer.shape_items()) > 0, timeout=10_000)
+    annotation = json.loads((root / "annotations" / "img_0000.json").read_text())
+    drawn = sorted((item.label, item.shape_type, [tuple(p) for p in item.points]) for item in browser.viewer.shape_items())
+    expected = sorted((s["label"], "polygon", [tuple(map(float, p)) for p in s["points"]]) for s in annotation["shapes"])
+    assert drawn == expected
+    # Zoom keys change the view's scale; 0 fits the image again.
+    scale = browser.viewer.transform().m11()
+    qtbot.keyClick(browser.viewer, Qt.Key.Key_Plus)
+    assert browser.viewer.transform().m11() > scale
+    qtbot.keyClick(browser.viewer, Qt.Key.Key_0)
+    assert abs(browser.viewer.transform().m11() - scale) < 1e-6

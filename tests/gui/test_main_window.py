@@ -65,14 +65,24 @@ def test_geometry_is_restored(qtbot: Any, store: Any, qsettings_dir: Path) -> No
 
     first = MainWindow(store, helpers=make_helpers())
     qtbot.addWidget(first)
-    first.resize(700, 520)  # the offscreen screen is 800x600
+    first.resize(1100, 720)
+    first.move(13, 17)
     first.show()
     qtbot.waitExposed(first)
+    saved_size = first.size()  # may be larger than asked for: the window's minimum size wins
     first.close()
     assert QSettings().value("window/geometry") is not None
     second = MainWindow(store, helpers=make_helpers())
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (700, 520)
+    assert second.size() == saved_size
+    default = MainWindow(store, helpers=make_helpers())  # proves the size came from QSettings
+    qtbot.addWidget(default)
+    QSettings().remove("window/geometry")
+    third = MainWindow(store, helpers=make_helpers())
+    qtbot.addWidget(third)
+    assert third.size() != saved_size
+    third.close()
+    default.close()
     second.close()
 
 

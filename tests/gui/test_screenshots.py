@@ -53,7 +53,7 @@ def test_screenshots(window: Any, qtbot: Any, tmp_path: Path) -> None:
     page.tabs.setCurrentWidget(page.split_panel)
     qtbot.waitUntil(lambda: not page.split_panel.busy() and page.split_panel.chart is not None, timeout=30_000)
     _save(window, "split_and_classes", qtbot)
-    page.tabs.setCurrentWidget(page.health)
+    page.tabs.setCurrentWidget(page.health_page)
     _save(window, "health_check", qtbot)
 
     window.show_page("train")

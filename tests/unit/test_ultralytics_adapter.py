@@ -221,3 +221,17 @@ def test_a_classify_checkpoint_is_refused_for_a_detect_job(vp_home: Path, tmp_pa
     adapter = _adapter(vp_home, tmp_path, "detect")
     with pytest.raises(AdapterError, match="is a classify model"):
         adapter.load_checkpoint(checkpoint)
+
+
+def test_importing_ultralytics_keeps_pillow_errors_for_corrupt_files(tmp_path: Path) -> None:
+    """Ultralytics patches Image.open to pip-install pi-heif on unknown files; offline that would turn a
+    corrupt image into a ModuleNotFoundError crash instead of a finding."""
+    from PIL import Image, UnidentifiedImageError
+
+    from adapters.ultralytics_env import import_ultralytics
+
+    import_ultralytics()
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(junk)

@@ -1,0 +1,125 @@
+"""What a run produced besides checkpoints: results plot, confusion matrix, PR curves (as images).
+
+The adapters write these files (Ultralytics' ``results.png``, ``confusion_matrix*.png``,
+``*curve*.png``) and report them as artifacts; this view lists them and shows the chosen one
+scaled to fit. Images are decoded in a worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.workers import run_task
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TITLES = {"results": "Training curves", "confusion_matrix": "Confusion matrix", "plot": "Plot"}
+
+
+def read_artifacts(store: Any, job_id: int) -> list[tuple[str, str]]:
+    """(title, path) of the job's image artifacts that exist, confusion matrix and results first."""
+    from sqlalchemy import select
+
+    from core.db.models import Artifact
+
+    with store.read() as session:
+        rows = session.execute(select(Artifact.kind, Artifact.path).where(Artifact.job_id == job_id)
+                               .order_by(Artifact.id)).all()
+    order = {"confusion_matrix": 0, "results": 1}
+    found = [(kind, path) for kind, path in rows
+             if Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()]
+    found.sort(key=lambda item: (order.get(item[0], 2), Path(item[1]).name))
+    return [(f"{TITLES.get(kind, kind)}: {Path(path).name}", path) for kind, path in found]
+
+
+class ResultsView(QWidget):
+    def __init__(self, state: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.job_id: int | None = None
+        self.list = QListWidget()
+        self.list.setMaximumWidth(280)
+        self.list.currentItemChanged.connect(self._on_current)
+        self.picture = QLabel("This run produced no result plots (Ultralytics runs with plots on write them).")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setWordWrap(True)
+        self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.picture.setStyleSheet("color: palette(placeholder-text);")
+        self._image: QImage | None = None
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        side = QVBoxLayout()
+        side.addWidget(self.list)
+        layout.addLayout(side)
+        layout.addWidget(self.picture, 1)
+
+    def set_job(self, job_id: int | None) -> None:
+        self.job_id = job_id
+        self.refresh()
+
+    def refresh(self) -> None:
+        job_id = self.job_id
+        if job_id is None:
+            self._show([])
+            return
+        store = self.state.store
+        run_task(lambda _st: read_artifacts(store, job_id), title="Read results",
+                 on_result=lambda items: self._show(items) if self.job_id == job_id else None)
+
+    def titles(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def _show(self, items: list[tuple[str, str]]) -> None:
+        if [(t, p) for t, p in items] == [(self.list.item(i).text(), self.list.item(i).data(Qt.ItemDataRole.UserRole))
+                                         for i in range(self.list.count())]:
+            return
+        self.list.clear()
+        for title, path in items:
+            item = QListWidgetItem(title)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            self.list.addItem(item)
+        if items:
+            self.list.setCurrentRow(0)
+        else:
+            self._image = None
+            self.picture.setPixmap(QPixmap())
+            self.picture.setText("This run produced no result plots (Ultralytics runs with plots on write them).")
+
+    def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if item is None:
+            return
+        path = str(item.data(Qt.ItemDataRole.UserRole))
+        run_task(lambda _st: QImage(path), title="Open result image",
+                 on_result=lambda image: self._set_image(image, path))
+
+    def _set_image(self, image: QImage, path: str) -> None:
+        current = self.list.currentItem()
+        if current is None or current.data(Qt.ItemDataRole.UserRole) != path:
+            return
+        if image.isNull():
+            self._image = None
+            self.picture.setText(f"{Path(path).name} cannot be read.")
+            return
+        self._image = image
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._image is not None:
+            self.picture.setPixmap(QPixmap.fromImage(self._image).scaled(
+                self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._rescale()

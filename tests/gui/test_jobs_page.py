@@ -1,0 +1,174 @@
+"""Jobs page with a real (tiny) timm training run from the window's job queue.
+
+Live curves gain points while the job runs, the table reaches "completed", and a new main window
+on the same store shows the same curves again (read back from SQLite).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtGui import QColor, QImage
+
+from app.look import STATUS_COLOURS
+from app.models.jobs_table import COL_STATUS
+from tests.gui.conftest import make_helpers
+from tests.helpers.datasets_gen import make_imagefolder
+
+pytestmark = pytest.mark.slow
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def queue(window: Any, store: Any) -> Iterator[Any]:
+    from core.jobs.queue import JobQueue
+
+    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2,
+                         listeners_factory=lambda _store: [])
+    window.queue = job_queue
+    job_queue.start()
+    yield job_queue
+    job_queue.stop()
+
+
+def _queue_tiny_job(window: Any, store: Any, tmp_path: Path, epochs: int = 3) -> int:
+    from core.config import config_from_dict
+    from core.jobs.store import create_job
+
+    data = make_imagefolder(tmp_path / "colours", classes=("red", "green", "blue"), per_class=10, size=32)
+    config = config_from_dict({"dataset": str(data), "model": "test_resnet", "epochs": epochs, "batch_size": 8,
+                               "image_size": 32, "name": "tiny colours"})
+    job_id = create_job(store, config, project_id=window.state.project_id)
+    window.state.jobs_change.emit()
+    return job_id
+
+
+def _status(page: Any, job_id: int) -> str:
+    row = page.model.job(job_id)
+    return row.status if row is not None else ""
+
+
+def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store: Any, queue: Any, qtbot: Any,
+                                                            tmp_path: Path, qsettings_dir: Path) -> None:
+    window.show_page("jobs")
+    page = window.jobs_page
+    qtbot.waitUntil(lambda: page.charts is not None, timeout=30_000)
+    job_id = _queue_tiny_job(window, store, tmp_path)
+    qtbot.waitUntil(lambda: page.model.job(job_id) is not None, timeout=10_000)
+    page.select_job(job_id)
+
+    # While the job runs, the step-loss curve grows (live events, not only the reload at the end).
+    seen_while_running: list[int] = []
+    shot_taken = False
+
+    def grew() -> bool:
+        nonlocal shot_taken
+        points = sum(page.charts.curve_points("loss_step").values())
+        if _status(page, job_id) == "running" and points:
+            if not seen_while_running or points > seen_while_running[-1]:
+                seen_while_running.append(points)
+            if not shot_taken and page.charts.curve_points("metrics_epoch"):
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                assert window.grab().save(str(SHOTS / "jobs_training.png"))
+                shot_taken = True
+        return (len(seen_while_running) >= 2 and shot_taken) or _status(page, job_id) in ("completed", "failed")
+
+    qtbot.waitUntil(grew, timeout=120_000)
+    assert len(seen_while_running) >= 2, f"curve did not grow while running: {seen_while_running}"
+    assert shot_taken, "no epoch metrics were drawn while the job ran"
+    qtbot.waitUntil(lambda: _status(page, job_id) in ("completed", "failed"), timeout=120_000)
+    row = page.model.job(job_id)
+    assert row is not None and row.status == "completed", row
+    position = page.model.row_for(job_id)
+    status_index = page.model.index(position, COL_STATUS)
+    assert status_index.data() == "completed"
+    assert QColor(status_index.data(9)).name() == STATUS_COLOURS["completed"]  # ForegroundRole
+    assert page.model.index(position, 3).data() == "3/3"
+
+    # Final numbers: 3 epochs per epoch curve, lr curve, and the log pane shows the worker log.
+    qtbot.waitUntil(lambda: page.charts.curve_points("metrics_epoch").get("val/accuracy") == 3, timeout=10_000)
+    final_steps = page.charts.curve_points("loss_step")["train/loss"]
+    assert final_steps >= seen_while_running[-1]
+    assert page.charts.curve_points("lr")
+    qtbot.waitUntil(lambda: "epoch 3" in page.log.plain_text(), timeout=10_000)
+    page.log.search.setText("epoch 2")
+    expected = page.log.plain_text().count("epoch 2")
+    assert page.log.find_next() and page.log.matches.text() == f"{expected} match{'es' if expected != 1 else ''}"
+    assert page.log.text.textCursor().selectedText() == "epoch 2"
+
+    # Checkpoints tab lists best and last with their sha256.
+    qtbot.waitUntil(lambda: {r.kind for r in page.checkpoints.rows} == {"best", "last"}, timeout=10_000)
+    assert all(r.sha256 and r.exists for r in page.checkpoints.rows)
+
+    # Exports: a PNG with real pixels and a CSV with every point.
+    png = tmp_path / "charts.png"
+    assert page.charts.export_png(png)
+    image = QImage(str(png))
+    assert image.width() > 200 and len({image.pixel(x, y) for x in range(0, image.width(), 13)
+                                        for y in range(0, image.height(), 11)}) > 5
+    csv_path = tmp_path / "metrics.csv"
+    written = page.charts.export_csv(csv_path)
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert written == len(rows) and {"kind", "x", "metric", "value"} == set(rows[0])
+    assert sum(1 for r in rows if r["kind"] == "step" and r["metric"] == "train/loss") == final_steps
+
+    # Restart: a new window on the same store reads the same curves back from SQLite.
+    window.close()
+    from app.main_window import MainWindow
+
+    second = MainWindow(store, helpers=make_helpers())
+    qtbot.addWidget(second)
+    second.resize(1280, 800)
+    second.show()
+    second.show_page("jobs")
+    page2 = second.jobs_page
+    qtbot.waitUntil(lambda: page2.charts is not None and page2.model.job(job_id) is not None, timeout=30_000)
+    page2.select_job(job_id)
+    qtbot.waitUntil(lambda: page2.charts.curve_points("loss_step").get("train/loss") == final_steps, timeout=10_000)
+    assert page2.charts.curve_points("metrics_epoch")["val/accuracy"] == 3
+    second.close()
+
+
+def test_actions_cancel_resume_extend_clone_delete(window: Any, store: Any, qtbot: Any, tmp_path: Path) -> None:
+    from core.jobs.store import get_job, update_job
+
+    window.show_page("jobs")
+    page = window.jobs_page
+    job_id = _queue_tiny_job(window, store, tmp_path, epochs=1)  # no queue runs: it stays queued
+    qtbot.waitUntil(lambda: page.model.job(job_id) is not None, timeout=10_000)
+    page.select_job(job_id)
+    assert page.cancel_action.isEnabled() and not page.delete_action.isEnabled()
+    page.cancel_selected()
+    qtbot.waitUntil(lambda: _status(page, job_id) == "cancelled", timeout=10_000)
+    assert page.resume_action.isEnabled() and page.delete_action.isEnabled()
+
+    # Resume needs last.pt: without one the error is shown on the page, not raised.
+    page.resume_selected()
+    qtbot.waitUntil(lambda: "last.pt" in page.banner.text(), timeout=10_000)
+    assert get_job(store, job_id).status == "cancelled"
+
+    # Clone hands the job's config to whoever shows it (the Train page).
+    cloned: list[Any] = []
+    page.clone_requested.connect(cloned.append)
+    page.clone_selected()
+    assert cloned and cloned[0].model == "test_resnet" and cloned[0].epochs == 1
+
+    # A failed job shows its error on top of the log, with the traceback one click away.
+    update_job(store, job_id, status="failed", error_message="CUDA out of memory", error_traceback="Traceback: boom")
+    page.tabs.setCurrentWidget(page.log)
+    qtbot.waitUntil(lambda: "CUDA out of memory" in page.log.banner.text(), timeout=10_000)
+    assert page.log.banner._detail == "Traceback: boom"
+
+    # Delete (confirmation skipped here) removes the row and the run folder.
+    folder = Path(get_job(store, job_id).output_dir or "")
+    (folder / "worker.log").write_text("log\n")
+    page.delete_selected(confirm=False)
+    qtbot.waitUntil(lambda: page.model.job(job_id) is None, timeout=10_000)
+    assert not folder.exists()
+    assert page.stack.currentWidget() is page.empty
