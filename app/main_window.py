@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
                 return int(session.scalar(select(func.count()).where(Upload.state != "done",
                                                                      Upload.state != "synced")) or 0)
 
-        run_task(count, title="Count uploads", on_result=self._show_uploads, on_error=lambda _info: None)
+        run_task(count, owner=self, title="Count uploads", on_result=self._show_uploads, on_error=lambda _info: None)
 
     def _show_uploads(self, pending: int) -> None:
         self.uploads_label.setText(f"{pending} upload{'s' if pending != 1 else ''} pending" if pending else

@@ -192,7 +192,7 @@ class SettingsDialog(QDialog):
         self.test_button.setEnabled(False)
         self._show_test("Connecting…", "palette(placeholder-text)")
         self._test_task = run_task(
-            lambda _st: test_connection(settings, access, secret), title="Test connection",
+            lambda _st: test_connection(settings, access, secret), owner=self, title="Test connection",
             on_result=lambda text: self._show_test(text, "#2e9e4f"),
             on_error=lambda info: self._show_test(f"Connection failed: {info.message}", ERROR_COLOUR),
             on_finished=lambda: self.test_button.setEnabled(True),

@@ -25,8 +25,9 @@ class ModelChoice:
     job_id: int | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.path, self.framework)
+    def key(self) -> str:
+        """Identifies the choice in the picker (a string: it round-trips through Qt item data)."""
+        return f"{self.framework}:{self.path}"
 
 
 def guess_framework(path: Path) -> str:

@@ -253,7 +253,7 @@ class ImageBrowser(QWidget):
             return image
 
         self._image_task = run_task(
-            load, title="Open image",
+            load, owner=self, title="Open image",
             on_result=functools.partial(self._on_image, record),
             on_error=self._on_image_error,
         )
@@ -436,7 +436,7 @@ class DatasetsPage(QWidget):
         self.busy.start(f"Opening {Path(path).name}…")
         self._task = run_task(
             lambda st: open_and_register(st, store, project_id, path, fmt),
-            title="Open dataset",
+            owner=self, title="Open dataset",
             on_result=self._on_added,
             on_error=lambda info: self._on_add_failed(info, path),
             on_progress=self.busy.progress,
@@ -500,7 +500,7 @@ class DatasetsPage(QWidget):
             return open_and_register(st, store, project_id, str(local), "auto", source_url=url)
 
         self.busy.start(f"Downloading {url}…")
-        self._task = run_task(work, title="Download dataset", on_result=self._on_added,
+        self._task = run_task(work, owner=self, title="Download dataset", on_result=self._on_added,
                               on_error=lambda info: self._on_add_failed(info, url),
                               on_progress=self.busy.progress, on_finished=self.busy.stop)
 
@@ -511,7 +511,7 @@ class DatasetsPage(QWidget):
             return
         self.banner.clear()
         self.busy.start(f"Opening {info.name}…")
-        self._task = run_task(lambda st: reopen(st, info), title="Open dataset",
+        self._task = run_task(lambda st: reopen(st, info), owner=self, title="Open dataset",
                               on_result=self.state.set_dataset,
                               on_error=lambda i: self._on_add_failed(i, info.path),
                               on_progress=self.busy.progress, on_finished=self.busy.stop)
@@ -574,7 +574,7 @@ class DatasetsPage(QWidget):
             return loaded
 
         self.busy.start(f"Reading as {FORMAT_LABELS.get(fmt, fmt)}…")
-        self._task = run_task(work, title="Change format", on_result=self._on_added,
+        self._task = run_task(work, owner=self, title="Change format", on_result=self._on_added,
                               on_error=lambda i: self._on_format_failed(i, fmt),
                               on_finished=self.busy.stop)
 
@@ -591,7 +591,7 @@ class DatasetsPage(QWidget):
             return
         dataset.info.split_config = dict(split)
         store, dataset_id = self.state.store, dataset.info.id
-        run_task(lambda _st: dataset_store.save_split_config(store, dataset_id, split), title="Save split")
+        run_task(lambda _st: dataset_store.save_split_config(store, dataset_id, split), owner=self, title="Save split")
 
     def _open_from_health(self, path: str) -> None:
         self.tabs.setCurrentWidget(self.browser)

@@ -54,7 +54,7 @@ class Prediction:
     """What one image's task brings back to the GUI thread."""
 
     path: Path
-    model_key: tuple[str, str] | None
+    model_key: str | None
     image: QImage | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -121,6 +121,9 @@ class InferencePage(QWidget):
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
         self.canvas = InferenceCanvas()
+        # Drag to pan, wheel to zoom: scroll bars would only take room from the picture.
+        self.canvas.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.canvas.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.canvas.files_dropped.connect(self.open_paths)
         self.canvas.next_requested.connect(lambda: self._step(1))
         self.canvas.previous_requested.connect(lambda: self._step(-1))
@@ -290,7 +293,7 @@ class InferencePage(QWidget):
             elif self.model is not None:
                 self.model_box.setCurrentIndex(self.model_box.findData(self.model.key))
             return
-        choice = next((c for c in self.choices if c.key == (tuple(data) if data else None)), None)
+        choice = next((c for c in self.choices if c.key == data), None)
         if choice is not None and choice != self.model:
             self.load_model(choice)
 
@@ -350,6 +353,11 @@ class InferencePage(QWidget):
             self.canvas.show_message(self.load_error)
             return
         self.loaded = info
+        detects = task in ("detect", "segment", "pose")
+        self.iou_slider.setEnabled(detects)
+        self.iou_slider.setToolTip("Overlapping boxes of one class above this IoU are merged (non-maximum "
+                                   "suppression)" if detects else "Classification has no boxes to merge")
+        self.model_box.setToolTip(choice.label)
         names = info.get("class_names") or []
         classes = f" · {len(names)} classes: {', '.join(names[:6])}{'…' if len(names) > 6 else ''}" if names else ""
         self.model_status.setText(f"{Path(choice.path).name}: {task} model{classes} · loaded in "

@@ -411,7 +411,7 @@ class TrainPage(QWidget):
             self.weights_edit.setText(target)
             self.file_radio.setChecked(True)
 
-        run_task(work, title="Import weights", on_result=done,
+        run_task(work, owner=self, title="Import weights", on_result=done,
                  on_error=lambda info: self.banner.show_message(f"Could not import {path}: {info.message}"))
 
     # -- config <-> form --------------------------------------------------------------------------
@@ -609,7 +609,7 @@ class TrainPage(QWidget):
         pretrained_names = self._pretrained_names
         self.start_button.setEnabled(False)
         self.validation.setText("Checking the dataset, weights and disk space…")
-        run_task(lambda _st: preflight(config, known_findings, pretrained_names), title="Preflight",
+        run_task(lambda _st: preflight(config, known_findings, pretrained_names), owner=self, title="Preflight",
                  on_result=lambda problems: self._after_preflight(config, info, problems),
                  on_error=self._on_preflight_error)
 

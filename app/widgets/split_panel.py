@@ -167,7 +167,7 @@ class SplitPanel(QWidget):
 
         self._task = run_task(
             work,
-            title="Split preview",
+            owner=self, title="Split preview",
             on_result=lambda answer: self._on_split(generation, answer, choice, save),
             on_error=lambda info: self._on_split_error(generation, info),
         )

@@ -83,7 +83,7 @@ def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
 @functools.lru_cache(maxsize=64)
 def _timestamp(unix_seconds: int) -> str:
     """SQLAlchemy's SQLite DateTime text format; cached because a batch shares a few seconds."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds)) + ".000000"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_seconds))
 
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_./@ -]+$")
@@ -181,7 +181,8 @@ class _EventBatch:
             accuracy = values.get("train/accuracy")
         else:
             accuracy = values.get("val/accuracy", values.get("accuracy"))
-        created = _timestamp(int(event.get("t") or time.time()))
+        stamp = float(event.get("t") or time.time())
+        created = f"{_timestamp(int(stamp))}.{int((stamp % 1) * 1e6):06d}"
         return (
             self.job_id,
             int(event.get("epoch") or 0),
