@@ -7,6 +7,7 @@ YAML is merged over those defaults and validated; unknown keys and bad types rai
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -85,10 +86,16 @@ def _defaults_text() -> str:
     return resource_path("defaults.yaml").read_text(encoding="utf-8")
 
 
-def defaults() -> dict[str, Any]:
+@functools.cache
+def _parsed_defaults() -> dict[str, Any]:
     data = yaml.safe_load(_defaults_text())
     assert isinstance(data, dict)
     return data
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh copy of defaults.yaml (parsed once per process; callers may modify their copy)."""
+    return copy.deepcopy(_parsed_defaults())
 
 
 def field_help() -> dict[str, str]:

@@ -24,6 +24,8 @@ class SeriesBuffer:
         self._x = np.empty(capacity, dtype=np.float64)
         self._y = np.empty(capacity, dtype=np.float64)
         self.n = 0
+        # Running bounds (finite values only): charts fit their range without scanning 100k points.
+        self.bounds = [math.inf, -math.inf, math.inf, -math.inf]  # x min, x max, y min, y max
 
     def append(self, x: float, y: float) -> None:
         if self.n == len(self._x):
@@ -31,6 +33,9 @@ class SeriesBuffer:
         self._x[self.n] = x
         self._y[self.n] = y
         self.n += 1
+        if math.isfinite(x) and math.isfinite(y):
+            b = self.bounds
+            b[0], b[1], b[2], b[3] = min(b[0], x), max(b[1], x), min(b[2], y), max(b[3], y)
 
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
         needed = self.n + len(xs)
@@ -39,6 +44,11 @@ class SeriesBuffer:
         self._x[self.n:needed] = xs
         self._y[self.n:needed] = ys
         self.n = needed
+        finite = np.isfinite(xs) & np.isfinite(ys)
+        if finite.any():
+            b = self.bounds
+            b[0], b[1] = min(b[0], float(xs[finite].min())), max(b[1], float(xs[finite].max()))
+            b[2], b[3] = min(b[2], float(ys[finite].min())), max(b[3], float(ys[finite].max()))
 
     def _grow(self, capacity: int) -> None:
         x = np.empty(capacity, dtype=np.float64)

@@ -202,6 +202,8 @@ class TrainPage(QWidget):
         advanced_layout = QVBoxLayout(self.advanced)
         advanced_layout.addWidget(self.args_edit)
         advanced_layout.addWidget(self.args_status)
+        self.advanced.setFlat(True)  # collapsed: no empty frame
+        self.advanced.toggled.connect(lambda on: self.advanced.setFlat(not on))
         self.advanced.toggled.connect(self.args_edit.setVisible)
         self.advanced.toggled.connect(self.args_status.setVisible)
         self.args_edit.setVisible(False)

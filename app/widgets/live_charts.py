@@ -82,7 +82,41 @@ class ChartPanel(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.legend: pg.LegendItem | None = None
         self.curves: dict[SeriesKey, pg.PlotDataItem] = {}
+        self.bounds: dict[SeriesKey, list[float]] = {}
         self.x_label = x_label
+        # The panel manages its own range while "following" the run: it grows in steps with headroom,
+        # so axes (costly to repaint) change a few times per run, not at every new point. Pan or zoom
+        # stops following; the "A" button (auto range) starts it again.
+        self.follow = True
+        plot.vb.disableAutoRange()
+        plot.sigRangeChangedManually.connect(self._on_manual_range)
+
+    def _on_manual_range(self, *_args: Any) -> None:
+        if not any(self.getPlotItem().vb.state["autoRange"]):
+            self.follow = False
+
+    def fit(self, *, force: bool = False) -> None:
+        """Follow the data: grow the range with headroom when a point falls outside it."""
+        vb = self.getPlotItem().vb
+        if any(vb.state["autoRange"]):  # the user pressed "A": follow again, with our ranges
+            self.follow = True
+            vb.disableAutoRange()
+            force = True
+        if not self.follow:
+            return
+        visible = [b for key, b in self.bounds.items() if self.curves[key].isVisible() and b[0] <= b[1]]
+        if not visible:
+            return
+        x0, x1 = min(b[0] for b in visible), max(b[1] for b in visible)
+        y0, y1 = min(b[2] for b in visible), max(b[3] for b in visible)
+        (vx0, vx1), (vy0, vy1) = vb.viewRange()
+        if not force and vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1:
+            return
+        x_span = max(x1 - x0, 1.0)
+        y_span = (y1 - y0) or max(abs(y1) * 0.1, 1e-6)
+        # Headroom: 30 % more x, 20 % more y below and 10 % above (losses fall, metrics rise).
+        vb.setRange(xRange=(x0 - 0.02 * x_span, x1 + 0.3 * x_span), yRange=(y0 - 0.2 * y_span, y1 + 0.1 * y_span),
+                    padding=0, disableAutoRange=True)
 
     def curve(self, key: SeriesKey, *, symbols: bool) -> pg.PlotDataItem:
         item = self.curves.get(key)
@@ -120,6 +154,8 @@ class ChartPanel(pg.PlotWidget):
         for item in self.curves.values():
             plot.removeItem(item)
         self.curves.clear()
+        self.bounds.clear()
+        self.follow = True
         if self.legend is not None:
             self.legend.clear()
             plot.scene().removeItem(self.legend)
@@ -174,7 +210,7 @@ class LiveCharts(QWidget):
         data.dirty = set(data.series)
         self.redraw()
         for panel in self.panels.values():
-            panel.getPlotItem().enableAutoRange()
+            panel.fit(force=True)
 
     def add_metrics(self, kind: str, epoch: int | None, step: int | None, values: dict[str, Any]) -> bool:
         return self.data.add(kind, epoch, step, values)
@@ -184,15 +220,21 @@ class LiveCharts(QWidget):
         if not dirty:
             return
         has_step_lr = any(kind == "step" and name.rsplit("/", 1)[-1] == "lr" for kind, name in self.data.series)
+        touched: set[str] = set()
         for key in sorted(dirty):
             panel_id = panel_for(key, has_step_lr)
             if panel_id is None:
                 continue
             buffer = self.data.series[key]
             panel = self.panels[panel_id]
-            if panel_id == "lr":
+            if panel_id == "lr" and panel.x_label != key[0]:
+                panel.x_label = key[0]
                 panel.getPlotItem().setLabel("bottom", key[0])
             panel.curve(key, symbols=key[0] == "epoch").setData(buffer.x, buffer.y)
+            panel.bounds[key] = buffer.bounds
+            touched.add(panel_id)
+        for panel_id in touched:
+            self.panels[panel_id].fit()
         self.redraws += 1
 
     def curve_points(self, panel_id: str) -> dict[str, int]:

@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import IO
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from core.datasets.errors import DatasetError
 
@@ -210,5 +210,7 @@ def load_image_rgb(path: str | Path) -> Image.Image:
             return image.convert("RGB")
     except DatasetError:
         raise
+    except UnidentifiedImageError as exc:
+        raise DatasetError(f"{path}: not an image Pillow can read (unknown or damaged format)") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: cannot decode the image ({exc})") from exc
