@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
 
         self.state.page_request.connect(self.show_page)
+        self.jobs_page.clone_requested.connect(self._clone_job)
         self.state.jobs_change.connect(self._on_jobs_change)
         self.state.settings_change.connect(self._on_settings_change)
         notifier().error.connect(self._on_task_error)
@@ -282,6 +283,11 @@ class MainWindow(QMainWindow):
     def _after_settings(self, dialog: SettingsDialog) -> None:
         if dialog.saved_notice:
             self.statusBar().showMessage(dialog.saved_notice, 10000)
+
+    def _clone_job(self, config: Any) -> None:
+        """Jobs page → "Clone": the job's settings in the configurator, ready to change and start."""
+        self.show_page("train")
+        self.train_page.apply_config(config)
 
     def _on_jobs_change(self) -> None:
         if self.queue is not None:

@@ -114,7 +114,7 @@ def bench_stall(seconds: float) -> list[tuple[str, str, str, str]]:
         events.received.connect(on_event)
         stop = threading.Event()
 
-        def stream(start: int = preload) -> None:
+        def stream(start: int = preload, events: Events = events, stop: threading.Event = stop) -> None:
             step = start
             while not stop.is_set():
                 step += 1
@@ -156,7 +156,7 @@ def bench_redraw() -> list[tuple[str, str, str, str]]:
             charts.add_metrics("step", 1, step, {"train/loss": 0.5, "train/box_loss": 0.4, "train/cls_loss": 0.3})
             started = time.perf_counter()
             charts.redraw()
-            panel.repaint()
+            panel.viewport().repaint()
             times.append((time.perf_counter() - started) * 1000)
         results[mode] = (statistics.median(times), max(times))
     # Whole-run view (auto range over all 100k points): downsampling alone must keep it fast.
@@ -170,7 +170,7 @@ def bench_redraw() -> list[tuple[str, str, str, str]]:
         charts.add_metrics("step", 1, step, {"train/loss": 0.5, "train/box_loss": 0.4, "train/cls_loss": 0.3})
         started = time.perf_counter()
         charts.redraw()
-        panel.repaint()
+        panel.viewport().repaint()
         times.append((time.perf_counter() - started) * 1000)
     whole = (statistics.median(times), max(times))
     charts.close()
@@ -207,12 +207,16 @@ def bench_refilter() -> list[tuple[str, str, str, str]]:
     image.fill(0x808080)
     canvas.set_image(image)
     _app().processEvents()
+    started = time.perf_counter()
+    canvas.set_predictions(filter_predictions(raw, conf=0.0, iou=0.5), raw=raw)  # items built once per image
+    canvas.viewport().repaint()
+    build_ms = (time.perf_counter() - started) * 1000
     filter_times, total_times = [], []
     for value in list(range(0, 100, 2)) * 2:
         started = time.perf_counter()
         filtered = filter_predictions(raw, conf=value / 100, iou=0.5)
         middle = time.perf_counter()
-        canvas.set_predictions(filtered)
+        canvas.set_predictions(filtered, raw=raw)
         canvas.viewport().repaint()
         done = time.perf_counter()
         filter_times.append((middle - started) * 1000)
@@ -220,7 +224,8 @@ def bench_refilter() -> list[tuple[str, str, str, str]]:
     canvas.close()
     med, worst = statistics.median(total_times), max(total_times)
     return [("slider re-filter, 300 raw boxes (filter+draw+paint)", f"{med:.1f} ms (max {worst:.1f})",
-             f"filter alone {statistics.median(filter_times):.1f} ms; target <= {FRAME_MS:.0f}",
+             f"filter alone {statistics.median(filter_times):.1f} ms; first draw of the image's items "
+             f"{build_ms:.0f} ms; target <= {FRAME_MS:.0f}",
              "ok" if worst <= FRAME_MS else ("ok (median)" if med <= FRAME_MS else "SLOW"))]
 
 

@@ -530,7 +530,7 @@ class InferencePage(QWidget):
             return
         started = time.perf_counter()
         self.filtered = filter_predictions(result, conf=self.conf, iou=self.iou)
-        self.canvas.set_predictions(self.filtered)
+        self.canvas.set_predictions(self.filtered, raw=result)
         self._show_details(self.filtered)
         self.last_filter_ms = (time.perf_counter() - started) * 1000
 

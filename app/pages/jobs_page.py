@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -78,6 +78,9 @@ class JobsPage(QWidget):
         state.project_change.connect(lambda _pid: self.refresh())
         state.jobs_change.connect(self.refresh)
         state.job_event.connect(self._on_job_event)
+        instance = QCoreApplication.instance()
+        if instance is not None:
+            instance.aboutToQuit.connect(self.stop_mlflow)  # the `mlflow ui` this page started
 
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:

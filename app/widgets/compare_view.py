@@ -158,7 +158,7 @@ class CompareView(QWidget):
             if buffer is None or job_id not in visible:
                 continue
             colour = self.colour(position)
-            item = pg.PlotDataItem(buffer.x, buffer.y, pen=pg.mkPen(colour, width=1.5), name=f"#{job_id} {name}")
+            item = pg.PlotDataItem(buffer.x, buffer.y, pen=pg.mkPen(colour, width=1), name=f"#{job_id} {name}")
             if key[0] == "epoch":
                 item.setSymbol("o")
                 item.setSymbolSize(5)

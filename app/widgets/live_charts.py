@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from app.look import class_colour
 from app.models.chart_data import ChartData, SeriesKey
@@ -78,7 +78,7 @@ class ChartPanel(pg.PlotWidget):
         plot.setTitle(title, size="10pt")
         plot.setLabel("bottom", x_label)
         plot.setLabel("left", y_label)
-        plot.showGrid(x=True, y=True, alpha=0.15)
+        # No grid: with one, every axis (a costly text picture) repaints whenever a curve changes.
         self.setMenuEnabled(False)
         self.legend: pg.LegendItem | None = None
         self.curves: dict[SeriesKey, pg.PlotDataItem] = {}
@@ -89,6 +89,11 @@ class ChartPanel(pg.PlotWidget):
         # stops following; the "A" button (auto range) starts it again.
         self.follow = True
         plot.vb.disableAutoRange()
+        # Axes and title are text (slow to paint in software): keep them as cached pixmaps, redrawn
+        # only when the range changes, not each time a curve under them does.
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.sigRangeChangedManually.connect(self._on_manual_range)
 
     def _on_manual_range(self, *_args: Any) -> None:
@@ -123,7 +128,7 @@ class ChartPanel(pg.PlotWidget):
         if item is None:
             names = sorted(name for _kind, name in [*self.curves, key])
             colour = series_colour(key[1], names)
-            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.5), name=key[1])
+            item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), name=key[1])
             if symbols:  # a few epochs: dots make single points visible
                 item.setSymbol("o")
                 item.setSymbolSize(5)

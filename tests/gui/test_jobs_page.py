@@ -153,11 +153,14 @@ def test_actions_cancel_resume_extend_clone_delete(window: Any, store: Any, qtbo
     qtbot.waitUntil(lambda: "last.pt" in page.banner.text(), timeout=10_000)
     assert get_job(store, job_id).status == "cancelled"
 
-    # Clone hands the job's config to whoever shows it (the Train page).
+    # Clone opens the job's settings in the configurator (Train page).
     cloned: list[Any] = []
     page.clone_requested.connect(cloned.append)
     page.clone_selected()
     assert cloned and cloned[0].model == "test_resnet" and cloned[0].epochs == 1
+    assert window.current_page() == "train"
+    assert window.train_page.current_config().model == "test_resnet"
+    window.show_page("jobs")
 
     # A failed job shows its error on top of the log, with the traceback one click away.
     update_job(store, job_id, status="failed", error_message="CUDA out of memory", error_traceback="Traceback: boom")
