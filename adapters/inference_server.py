@@ -42,17 +42,22 @@ class InferenceSession:
         if not checkpoint.is_file():
             raise AdapterError(f"checkpoint not found: {checkpoint}")
         adapter_class = get_adapter_class(framework)
+        trusted = bool(request.get("trusted"))
+        task = request.get("task")
+        if not task:
+            # A YOLO checkpoint knows its task (detect/segment/pose/classify); timm is always classify.
+            reader = getattr(adapter_class, "checkpoint_task", None)
+            task = reader(checkpoint, trusted=trusted) if reader else adapter_class.tasks[0]
         config = config_from_dict(
-            {"dataset": str(checkpoint.parent), "framework": framework, "task": adapter_class.tasks[0],
+            {"dataset": str(checkpoint.parent), "framework": framework, "task": task,
              "device": request.get("device") or "auto"},
             source="inference",
         )
         started = time.perf_counter()
         adapter = adapter_class(config, self.work_dir, _SilentReporter())
-        adapter.load_checkpoint(checkpoint, trusted=bool(request.get("trusted")))
+        adapter.load_checkpoint(checkpoint, trusted=trusted)
         self.adapter = adapter
-        task = getattr(adapter, "task", None) or config.task
-        return {"task": task, "class_names": list(getattr(adapter, "class_names", []) or []),
+        return {"task": config.task, "class_names": list(getattr(adapter, "class_names", []) or []),
                 "load_ms": (time.perf_counter() - started) * 1000}
 
     def predict(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -555,6 +555,8 @@ class UltralyticsAdapter(TrainingAdapter):
 
         self._yolo = YOLO(str(resolved), task=task)
         self._inference_task = task
+        names = getattr(self._yolo, "names", None) or {}
+        self.class_names = [str(names[key]) for key in sorted(names)] if isinstance(names, dict) else list(names)
 
     def run_inference(self, image: str | Path | bytes, **options: Any) -> dict[str, Any]:
         if self._yolo is None or self._inference_task is None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.jobs.runner import worker_env
 
-RAW_CONF = 0.01
+RAW_CONF = 0.001  # Ultralytics validates at 0.001 too: tiny from-scratch models still show candidates
 RAW_IOU = 0.95  # nearly no suppression in the worker: the GUI applies the user's IoU itself
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -91,8 +91,10 @@ class InferenceClient:
             raise InferenceError(str(response.get("error") or "inference failed"))
         return response
 
-    def load(self, checkpoint: Path, *, framework: str, trusted: bool = False, device: str = "auto") -> dict[str, Any]:
-        key = {"checkpoint": str(checkpoint), "framework": framework, "device": device}
+    def load(self, checkpoint: Path, *, framework: str, trusted: bool = False, device: str = "auto",
+             task: str | None = None) -> dict[str, Any]:
+        """Load once; ``task`` is what the job trained (else the worker reads it from the checkpoint)."""
+        key = {"checkpoint": str(checkpoint), "framework": framework, "device": device, "task": task}
         if self.loaded is not None and self.loaded.get("key") == key:
             return self.loaded
         response = self.request({"op": "load", **key, "trusted": trusted})

@@ -117,6 +117,18 @@ class InferencePage(QWidget):
         instance = QCoreApplication.instance()
         if instance is not None:
             instance.aboutToQuit.connect(self.shutdown)
+        self._alive = True
+        self.destroyed.connect(lambda *_: self._forget())
+
+    def _forget(self) -> None:
+        """The window is gone: late task results are dropped and the worker process is ended."""
+        self._alive = False
+        self._batch_cancel = True
+        client, self.client = self.client, None
+        if client is not None:
+            import threading
+
+            threading.Thread(target=client.close, daemon=True, name="close-infer-worker").start()
 
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -265,6 +277,8 @@ class InferencePage(QWidget):
         run_task(lambda _st: list_model_choices(store, project_id), title="List models", on_result=self._fill_models)
 
     def _fill_models(self, choices: list[ModelChoice]) -> None:
+        if not self._alive:
+            return
         if self.model is not None and self.model not in choices:
             choices = [*choices, self.model]  # a picked file stays in the list
         if choices == self.choices and self.model_box.count() == len(choices) + 1:
@@ -280,8 +294,10 @@ class InferencePage(QWidget):
         if self.model is not None:
             self.model_box.setCurrentIndex(self.model_box.findData(self.model.key))
         self.model_box.blockSignals(False)
-        if self.model is None and choices:
-            self.load_model(choices[0])  # the newest job's best checkpoint: the obvious first pick
+        if self.model is None and choices and self.isVisible():
+            # The newest job's best checkpoint: the obvious first pick. Only once the page is open:
+            # a finished job elsewhere must not start an inference worker nobody asked for.
+            self.load_model(choices[0])
 
     def _on_model_activated(self, index: int) -> None:
         data = self.model_box.itemData(index)
@@ -325,7 +341,7 @@ class InferencePage(QWidget):
 
             started = time.perf_counter()
             try:
-                info = client.load(Path(choice.path), framework=choice.framework, trusted=trust)
+                info = client.load(Path(choice.path), framework=choice.framework, trusted=trust, task=choice.task)
             except InferenceError as first_error:
                 if choice.job_id is not None or "trust" in str(first_error):
                     raise
@@ -344,6 +360,8 @@ class InferencePage(QWidget):
             self._predict(self.current)
 
     def _on_loaded(self, choice: ModelChoice, info: dict[str, Any]) -> None:
+        if not self._alive:
+            return
         if choice != self.model:
             return
         self.load_bar.hide()
@@ -366,6 +384,8 @@ class InferencePage(QWidget):
             self.canvas.show_message(DROP_HINT, level="hint")
 
     def _on_load_error(self, choice: ModelChoice, error: ErrorInfo) -> None:
+        if not self._alive:
+            return
         if choice != self.model:
             return
         self.load_bar.hide()
@@ -476,6 +496,8 @@ class InferencePage(QWidget):
                  on_error=lambda error: self._on_prediction(Prediction(path, model_key, error=error.message), batch_row))
 
     def _on_prediction(self, outcome: Prediction, batch_row: int | None) -> None:
+        if not self._alive:
+            return
         current_model = self.model.key if self.model is not None else None
         if outcome.model_key == current_model and outcome.result is not None:
             self.raw[outcome.path] = outcome.result

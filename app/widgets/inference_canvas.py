@@ -77,6 +77,8 @@ class ScoreLabel(LabelItem):
         stroker.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         self._halo = stroker.createStroke(self._path)
         self._halo_colour = QColor(0, 0, 0, 220)
+        # Painted once into a pixmap, then blitted: hundreds of labels stay cheap on slider moves.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -109,6 +111,8 @@ class InferenceCanvas(ImageViewer):
         self._sources = []
         self._built_for = None
         self._pixmap_item = scene.addPixmap(QPixmap.fromImage(image))
+        # The smoothly scaled picture is cached at screen resolution: overlay changes do not rescale it.
+        self._pixmap_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.image_size = (image.width(), image.height())
         scene.setSceneRect(QRectF(image.rect()).adjusted(-20, -20, 20, 20))
         self._fit = True

@@ -88,6 +88,7 @@ class ChartPanel(pg.PlotWidget):
         # so axes (costly to repaint) change a few times per run, not at every new point. Pan or zoom
         # stops following; the "A" button (auto range) starts it again.
         self.follow = True
+        self._fitted = False
         plot.vb.disableAutoRange()
         # Axes and title are text (slow to paint in software): keep them as cached pixmaps, redrawn
         # only when the range changes, not each time a curve under them does.
@@ -115,8 +116,10 @@ class ChartPanel(pg.PlotWidget):
         x0, x1 = min(b[0] for b in visible), max(b[1] for b in visible)
         y0, y1 = min(b[2] for b in visible), max(b[3] for b in visible)
         (vx0, vx1), (vy0, vy1) = vb.viewRange()
-        if not force and vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1:
+        # The first data always sets the range: the default 0..1 view "contains" an lr of 0.001 too.
+        if self._fitted and not force and vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1:
             return
+        self._fitted = True
         x_span = max(x1 - x0, 1.0)
         y_span = (y1 - y0) or max(abs(y1) * 0.1, 1e-6)
         # Headroom: 30 % more x, 20 % more y below and 10 % above (losses fall, metrics rise).
@@ -161,6 +164,7 @@ class ChartPanel(pg.PlotWidget):
         self.curves.clear()
         self.bounds.clear()
         self.follow = True
+        self._fitted = False
         if self.legend is not None:
             self.legend.clear()
             plot.scene().removeItem(self.legend)
@@ -186,6 +190,8 @@ class LiveCharts(QWidget):
         self.panels: dict[str, ChartPanel] = {}
         for position, (panel_id, title, x_label, y_label) in enumerate(PANELS):
             panel = ChartPanel(title, x_label, y_label)
+            if panel_id == "lr":  # 1e-4 style values: "learning rate (x0.001)" with short ticks reads best
+                panel.getPlotItem().getAxis("left").enableAutoSIPrefix(True)
             panel.scene().sigMouseMoved.connect(lambda pos, p=panel: self._on_hover(p, pos))
             grid.addWidget(panel, position // 2, position % 2)
             self.panels[panel_id] = panel
@@ -197,6 +203,7 @@ class LiveCharts(QWidget):
         layout.addLayout(grid, 1)
         layout.addWidget(self.hover)
         self.data = ChartData()
+        self._last_panel = ""
         self.redraws = 0  # for tests and the benchmark
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_INTERVAL_MS)
@@ -213,23 +220,43 @@ class LiveCharts(QWidget):
             panel.clear_curves()
         self.data = data
         data.dirty = set(data.series)
-        self.redraw()
+        self.redraw(all_panels=True)
         for panel in self.panels.values():
             panel.fit(force=True)
 
     def add_metrics(self, kind: str, epoch: int | None, step: int | None, values: dict[str, Any]) -> bool:
         return self.data.add(kind, epoch, step, values)
 
-    def redraw(self) -> None:
+    def redraw(self, *, all_panels: bool = False) -> None:
+        """Push changed series to their curves: one panel per tick (round robin), unless ``all_panels``.
+
+        Painting a panel is the costly part (software rasteriser); updating one per 66 ms tick keeps
+        every event-loop turn short, and each panel still refreshes several times a second.
+        """
         dirty = self.data.take_dirty()
         if not dirty:
             return
         has_step_lr = any(kind == "step" and name.rsplit("/", 1)[-1] == "lr" for kind, name in self.data.series)
+        by_panel: dict[str, list[SeriesKey]] = {}
+        for key in dirty:
+            panel_id = panel_for(key, has_step_lr)
+            if panel_id is not None:
+                by_panel.setdefault(panel_id, []).append(key)
+        if not all_panels and len(by_panel) > 1:
+            order = [p for p, *_rest in PANELS]
+            start = (order.index(self._last_panel) + 1) % len(order) if self._last_panel in order else 0
+            chosen = next(order[(start + i) % len(order)] for i in range(len(order))
+                          if order[(start + i) % len(order)] in by_panel)
+            for panel_id, keys in by_panel.items():
+                if panel_id != chosen:
+                    self.data.dirty.update(keys)  # drawn on a later tick
+            by_panel = {chosen: by_panel[chosen]}
         touched: set[str] = set()
-        for key in sorted(dirty):
+        for key in sorted(k for keys in by_panel.values() for k in keys):
             panel_id = panel_for(key, has_step_lr)
             if panel_id is None:
                 continue
+            self._last_panel = panel_id
             buffer = self.data.series[key]
             panel = self.panels[panel_id]
             if panel_id == "lr" and panel.x_label != key[0]:
@@ -271,7 +298,7 @@ class LiveCharts(QWidget):
 
     # -- export -----------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> bool:
-        self.redraw()
+        self.redraw(all_panels=True)
         return bool(self.grab().save(str(path)))
 
     def export_csv(self, path: str | Path) -> int:

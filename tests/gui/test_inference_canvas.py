@@ -193,3 +193,46 @@ def test_boxes_are_drawn_with_labels_and_refiltered_in_the_gui(window: Any, qtbo
     shapes = json.loads(written.read_text())["shapes"]
     assert [(s["label"], s["shape_type"], s["points"]) for s in shapes] == [
         ("circle", "rectangle", [[5.0, 5.0], [30.0, 30.0]]), ("square", "rectangle", [[35.0, 30.0], [60.0, 58.0]])]
+
+
+def test_real_tiny_detector_draws_labelled_boxes_and_slider_refilters(
+        window: Any, store: Any, qtbot: Any, tmp_path: Path) -> None:
+    """A yolo11n trained here (2 epochs, 64 px, CPU) predicts through the warm worker; its boxes are
+    low-confidence after so little training, which is what the raw pass at 0.001 keeps for the GUI."""
+    from app.models.projects import list_projects
+    from core.config import config_from_dict
+    from core.jobs import store as job_store
+    from core.jobs.runner import JobRunner
+
+    data = make_dice_detection(tmp_path / "shapes", n=20, size=64)
+    config = config_from_dict({
+        "framework": "ultralytics", "task": "detect", "model": "yolo11n.yaml", "dataset": str(data), "epochs": 2,
+        "batch_size": 8, "image_size": 64, "workers": 0, "name": "tiny detector",
+        "framework_args": {"mosaic": 0.0, "plots": False, "warmup_epochs": 0},
+    })
+    project_id = next(p.id for p in list_projects(store))
+    job_id = job_store.create_job(store, config, project_id=project_id)
+    assert JobRunner(store).run(job_id) == "completed", job_store.get_job(store, job_id).error_message
+
+    window.show_page("inference")
+    page = window.pages["inference"]
+    try:
+        qtbot.waitUntil(lambda: page.loaded is not None or page.load_error is not None, timeout=120_000)
+        assert page.load_error is None, page.load_error
+        assert page.loaded["task"] == "detect" and page.loaded["class_names"] == ["circle", "square"]
+        page.conf_slider.setValue(0)
+        page.iou_slider.setValue(95)
+        image = sorted(data.rglob("*.jpg"))[0]
+        drop(page.canvas, [image])
+        qtbot.waitUntil(lambda: len(page.canvas.box_items()) > 0, timeout=60_000)
+        sent = page.client.requests_sent
+        shown_all = len(page.canvas.box_items())
+        labels = page.canvas.overlay_labels()
+        assert labels and all(label.split(" ")[0] in {"circle", "square"} and label.endswith("%") for label in labels)
+        page.conf_slider.setValue(1)  # 0.01: above everything a 2-epoch model is sure of
+        assert len(page.canvas.box_items()) < shown_all
+        page.conf_slider.setValue(0)
+        assert len(page.canvas.box_items()) == shown_all
+        assert page.client.requests_sent == sent  # slider moves never ran the model again
+    finally:
+        page.shutdown()

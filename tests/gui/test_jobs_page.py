@@ -72,7 +72,7 @@ def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store:
         if _status(page, job_id) == "running" and points:
             if not seen_while_running or points > seen_while_running[-1]:
                 seen_while_running.append(points)
-            if not shot_taken and page.charts.curve_points("metrics_epoch"):
+            if not shot_taken and page.charts.curve_points("metrics_epoch") and not page.charts.data.dirty:
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 assert window.grab().save(str(SHOTS / "jobs_training.png"))
                 shot_taken = True
@@ -92,6 +92,16 @@ def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store:
 
     # Final numbers: 3 epochs per epoch curve, lr curve, and the log pane shows the worker log.
     qtbot.waitUntil(lambda: page.charts.curve_points("metrics_epoch").get("val/accuracy") == 3, timeout=10_000)
+    qtbot.waitUntil(lambda: not page.charts.data.dirty, timeout=5_000)
+    for panel_id, panel in page.charts.panels.items():  # every curve is in view, and fills it
+        (vx0, vx1), (vy0, vy1) = panel.getPlotItem().vb.viewRange()
+        data = [item.getOriginalDataset() for item in panel.curves.values()]
+        if not data:
+            continue
+        x0, x1 = min(float(x.min()) for x, _y in data), max(float(x.max()) for x, _y in data)
+        y0, y1 = min(float(y.min()) for _x, y in data), max(float(y.max()) for _x, y in data)
+        assert vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1, panel_id
+        assert vy1 - vy0 <= 5 * max(y1 - y0, abs(y1) * 0.2), (panel_id, (vy0, vy1), (y0, y1))
     final_steps = page.charts.curve_points("loss_step")["train/loss"]
     assert final_steps >= seen_while_running[-1]
     assert page.charts.curve_points("lr")
@@ -159,7 +169,8 @@ def test_actions_cancel_resume_extend_clone_delete(window: Any, store: Any, qtbo
     page.clone_selected()
     assert cloned and cloned[0].model == "test_resnet" and cloned[0].epochs == 1
     assert window.current_page() == "train"
-    assert window.train_page.current_config().model == "test_resnet"
+    assert window.train_page.form.widgets["image_size"].text() == "32"  # the job's values, not defaults
+    assert window.train_page.form.widgets["epochs"].text() == "1"
     window.show_page("jobs")
 
     # A failed job shows its error on top of the log, with the traceback one click away.
