@@ -18,6 +18,7 @@ from typing import Any
 
 from core.config import ConfigError, load_config
 from core.db.engine import Store, open_store
+from core.events import describe_event
 from core.jobs import store as job_store
 
 
@@ -54,18 +55,10 @@ class _ProgressPrinter:
                 self.stream.write("\r" + line.ljust(self.last_line_len))
                 self.last_line_len = len(line)
                 self.stream.flush()
-            elif kind == "metrics" and event.get("kind") == "epoch":
-                values = "  ".join(f"{k}={v:.4g}" for k, v in sorted(event["values"].items()))
-                self._line(f"epoch {event['epoch']}: {values}")
-            elif kind == "status":
-                self._line(f"{event.get('state')}: {event.get('message', '')}")
-            elif kind == "warning":
-                where = f" ({event['path']})" if event.get("path") else ""
-                self._line(f"warning: {event.get('message')}{where}")
-            elif kind == "checkpoint":
-                self._line(f"saved {event['kind']}.pt (epoch {event['epoch']})")
-            elif kind == "log":
-                self._line(str(event.get("message")))
+            elif kind != "error":  # errors are reported once, at the end, with the log path
+                text = describe_event(event)
+                if text is not None:
+                    self._line(text)
 
     def _line(self, text: str) -> None:
         if self.tty and self.last_line_len:

@@ -73,3 +73,25 @@ class EventWriter:
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
+
+
+def describe_event(event: dict[str, Any]) -> str | None:
+    """One human-readable line for the events a person wants to read (terminal, worker.log, log pane);
+    None for the ones that are only data (progress, step metrics, hello)."""
+    kind = event.get("type")
+    if kind == "metrics" and event.get("kind") == "epoch":
+        values = "  ".join(f"{k}={v:.4g}" for k, v in sorted((event.get("values") or {}).items()))
+        return f"epoch {event.get('epoch')}: {values}"
+    if kind == "status":
+        return f"{event.get('state')}: {event.get('message', '')}"
+    if kind == "warning":
+        where = f" ({event['path']})" if event.get("path") else ""
+        return f"warning: {event.get('message')}{where}"
+    if kind == "checkpoint":
+        return f"saved {event.get('kind')}.pt (epoch {event.get('epoch')})"
+    if kind == "log":
+        level = event.get("level", "info")
+        return str(event.get("message")) if level == "info" else f"{level}: {event.get('message')}"
+    if kind == "error":
+        return f"error: {event.get('message')}"
+    return None

@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from core import paths
 from core.db.engine import Store
 from core.db.models import Artifact, Checkpoint, TrainingJob, utcnow
-from core.events import ProtocolError, decode_event
+from core.events import ProtocolError, decode_event, describe_event
 from core.jobs import store as job_store
 from core.jobs.listeners import JobListener, call_safely
 
@@ -360,22 +360,13 @@ class JobRunner:
         """Human-readable events join the worker's stderr in worker.log: one log for the log pane."""
         lines = []
         for event in events:
+            text = describe_event(event)
+            if text is None:
+                continue
             stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", time.time())))
-            kind = event["type"]
-            if kind == "log":
-                lines.append(f"{stamp} [{event.get('level', 'info')}] {event.get('message', '')}")
-            elif kind == "warning":
-                where = f" ({event['path']})" if event.get("path") else ""
-                lines.append(f"{stamp} [warning] {event.get('message', '')}{where}")
-            elif kind == "status":
-                lines.append(f"{stamp} [{event.get('state')}] {event.get('message', '')}")
-            elif kind == "error":
-                lines.append(f"{stamp} [error] {event.get('message', '')}")
-                if event.get("traceback"):
-                    lines.append(str(event["traceback"]))
-            elif kind == "metrics" and event.get("kind") == "epoch":
-                values = " ".join(f"{k}={v:.4g}" for k, v in sorted(event.get("values", {}).items()))
-                lines.append(f"{stamp} [epoch {event.get('epoch')}] {values}")
+            lines.append(f"{stamp} {text}")
+            if event["type"] == "error" and event.get("traceback"):
+                lines.append(str(event["traceback"]))
         if lines:
             with open(log_file, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
