@@ -24,7 +24,9 @@ def test_sysinfo_from_subprocess_is_cached(qtbot: Any, qapp: Any) -> None:
         service.request_sysinfo()
     info = blocker.args[0]
     assert info["devices"][0]["id"] == "cpu"
-    assert "torch" not in sys.modules
+    # torch was imported by the helper process, not here ("no ML import in the GUI process" is proven
+    # in a fresh interpreter by test_main_window; this pytest process may have imported torch elsewhere).
+    assert info["versions"].get("torch")
     with qtbot.waitSignal(service.sysinfo_ready, timeout=1000):  # answered from the cache
         service.request_sysinfo()
 
