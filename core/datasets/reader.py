@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.datasets.coco import coco_json_files, read_coco
@@ -122,6 +124,19 @@ def detect_format(path: str | Path) -> str:
     return _detect(root, files)[0]
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Indexing allocates ~10 objects per image, none of them cyclic; the cyclic collector would run
+    over the growing heap again and again (0.5-0.7 s of a 5 s, 20k-image index). Pause it meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def open_dataset(path: str | Path, fmt: str = "auto", *, extract_to: str | Path | None = None) -> DatasetIndex:
     """Index a dataset without decoding any image.
 
@@ -141,7 +156,8 @@ def open_dataset(path: str | Path, fmt: str = "auto", *, extract_to: str | Path 
         else:
             fmt, signals = _detect(root, files)
             mixed = [s for s in signals if s != fmt]
-    index = READERS[fmt](root, files)
+    with _gc_paused():
+        index = READERS[fmt](root, files)
     if source is not None and index.source is None:
         index.source = source
     if mixed:
