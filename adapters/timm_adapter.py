@@ -115,7 +115,7 @@ class TimmAdapter(TrainingAdapter):
         self.train_data = self._decode_all(self.train_items)
         self.val_data = self._decode_all(self.val_items)
 
-    def _decode_all(self, items: list[tuple[Path, int]]) -> tuple[Any, Any]:
+    def _decode_all(self, items: list[tuple[Path, int]]) -> tuple[Any, Any, list[Path]]:
         """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped."""
         torch = _torch()
         size = self.config.image_size
@@ -144,7 +144,8 @@ class TimmAdapter(TrainingAdapter):
                     self.reporter.warning(problem, path=str(items[position][0]))
         if not bool(keep.any()):
             raise AdapterError("none of the images could be decoded")
-        return images[keep], labels[keep]
+        kept_paths = [path for (path, _label), ok in zip(items, keep.tolist(), strict=True) if ok]
+        return images[keep], labels[keep], kept_paths
 
     # ------------------------------------------------------------------ model
     def prepare_model(self) -> None:
@@ -229,7 +230,7 @@ class TimmAdapter(TrainingAdapter):
     def train(self) -> TrainResult:
         torch = _torch()
         config = self.config
-        images, labels = self.train_data
+        images, labels, _paths = self.train_data
         generator = torch.Generator().manual_seed(config.seed)
         steps = math.ceil(len(images) / config.batch_size)
         if steps > 1 and len(images) % config.batch_size == 1:
@@ -294,6 +295,8 @@ class TimmAdapter(TrainingAdapter):
             else:
                 self.epochs_without_improvement += 1
             self._save(epoch, best=improved)
+            if improved:
+                self._write_val_predictions(epoch)
             epochs_completed = epoch
             if config.patience and self.epochs_without_improvement >= config.patience:
                 self.reporter.log(f"early stopping: val/accuracy did not improve for {config.patience} epochs")
@@ -309,20 +312,23 @@ class TimmAdapter(TrainingAdapter):
 
     def validate(self) -> dict[str, float]:
         torch = _torch()
-        images, labels = self.val_data
+        images, labels, _paths = self.val_data
         self.model.eval()
         loss_sum = 0.0
         top1 = 0
         top5 = 0
+        probabilities = []
         with torch.no_grad(), torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             for start in range(0, len(images), self.config.batch_size):
                 batch = self._normalise(images[start : start + self.config.batch_size])
                 target = labels[start : start + self.config.batch_size].to(self.device)
                 output = self.model(batch).float()
+                probabilities.append(output.softmax(1).cpu())
                 loss_sum += float(torch.nn.functional.cross_entropy(output, target, reduction="sum"))
                 top1 += int((output.argmax(1) == target).sum())
                 if len(self.class_names) >= 5:
                     top5 += int((output.topk(5, dim=1).indices == target.view(-1, 1)).any(1).sum())
+        self.last_val_probabilities = torch.cat(probabilities) if probabilities else None
         count = max(len(images), 1)
         metrics = {"val/loss": loss_sum / count, "val/accuracy": top1 / count}
         if len(self.class_names) >= 5:
@@ -361,6 +367,24 @@ class TimmAdapter(TrainingAdapter):
             best_path = self.weights_dir / "best.pt"
             atomic_write_bytes(best_path, data)
             self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric)
+
+    def _write_val_predictions(self, epoch: int) -> None:
+        """Per-image validation predictions of the best model: the GUI's interactive confusion matrix
+        and PR curves are built from this file (core.evaluation)."""
+        import json
+
+        probabilities = self.last_val_probabilities
+        if probabilities is None:
+            return
+        _images, labels, paths = self.val_data
+        items = [
+            {"path": str(path), "true": int(label), "pred": int(row.argmax()), "scores": [round(float(v), 5) for v in row]}
+            for path, label, row in zip(paths, labels.tolist(), probabilities, strict=True)
+        ]
+        target = self.run_dir / "val_predictions.json"
+        payload = {"format": 1, "task": "classify", "epoch": epoch, "class_names": self.class_names, "items": items}
+        atomic_write_bytes(target, json.dumps(payload).encode("utf-8"))
+        self.reporter.artifact("val_predictions", target)
 
     @staticmethod
     def _read_checkpoint(path: Path) -> dict[str, Any]:

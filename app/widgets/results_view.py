@@ -1,4 +1,5 @@
-"""What a run produced besides checkpoints: results plot, confusion matrix, PR curves (as images).
+"""What a run produced besides checkpoints: an interactive confusion matrix with PR curves (from the
+worker's val_predictions.json), and the result plots it wrote (results, confusion matrix, PR curves).
 
 The adapters write these files (Ultralytics' ``results.png``, ``confusion_matrix*.png``,
 ``*curve*.png``) and report them as artifacts; this view lists them and shows the chosen one
@@ -8,7 +9,7 @@ scaled to fit. Images are decoded in a worker thread.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap, QResizeEvent
@@ -18,18 +19,27 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QSizePolicy,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.workers import run_task
+from core.evaluation import ValPredictions
+
+if TYPE_CHECKING:
+    from app.widgets.confusion_view import ConfusionMatrixView
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TITLES = {"results": "Training curves", "confusion_matrix": "Confusion matrix", "plot": "Plot"}
 
 
+INTERACTIVE = "interactive:"
+
+
 def read_artifacts(store: Any, job_id: int) -> list[tuple[str, str]]:
-    """(title, path) of the job's image artifacts that exist, confusion matrix and results first."""
+    """(title, path) of the job's result artifacts that exist: the interactive confusion matrix (from
+    val_predictions.json) first, then images, confusion matrix and results first."""
     from sqlalchemy import select
 
     from core.db.models import Artifact
@@ -41,7 +51,16 @@ def read_artifacts(store: Any, job_id: int) -> list[tuple[str, str]]:
     found = [(kind, path) for kind, path in rows
              if Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()]
     found.sort(key=lambda item: (order.get(item[0], 2), Path(item[1]).name))
-    return [(f"{TITLES.get(kind, kind)}: {Path(path).name}", path) for kind, path in found]
+    interactive = [("Confusion matrix & PR curves (interactive)", INTERACTIVE + path) for kind, path in rows
+                   if kind == "val_predictions" and Path(path).is_file()][-1:]
+    return interactive + [(f"{TITLES.get(kind, kind)}: {Path(path).name}", path) for kind, path in found]
+
+
+def _file_key(path: str) -> tuple[str, float] | None:
+    try:
+        return path, Path(path).stat().st_mtime
+    except OSError:
+        return None
 
 
 class ResultsView(QWidget):
@@ -58,12 +77,16 @@ class ResultsView(QWidget):
         self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.picture.setStyleSheet("color: palette(placeholder-text);")
         self._image: QImage | None = None
+        self.confusion: ConfusionMatrixView | None = None  # built on first use (pyqtgraph plot inside)
+        self._loaded_predictions: tuple[str, float] | None = None
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.picture)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         side = QVBoxLayout()
         side.addWidget(self.list)
         layout.addLayout(side)
-        layout.addWidget(self.picture, 1)
+        layout.addWidget(self.stack, 1)
 
     def set_job(self, job_id: int | None) -> None:
         self.job_id = job_id
@@ -94,6 +117,7 @@ class ResultsView(QWidget):
             self.list.setCurrentRow(0)
         else:
             self._image = None
+            self.stack.setCurrentWidget(self.picture)
             self.picture.setPixmap(QPixmap())
             self.picture.setText("This run produced no result plots (Ultralytics runs with plots on write them).")
 
@@ -101,8 +125,30 @@ class ResultsView(QWidget):
         if item is None:
             return
         path = str(item.data(Qt.ItemDataRole.UserRole))
+        if path.startswith(INTERACTIVE):
+            source = path[len(INTERACTIVE):]
+            if self.confusion is not None and self._loaded_predictions == _file_key(source):
+                self.stack.setCurrentWidget(self.confusion)  # unchanged: keep the user's open cell
+                return
+            run_task(lambda _st: ValPredictions.load(source), title="Read validation predictions",
+                     on_result=lambda predictions: self._set_predictions(predictions, path), owner=self)
+            return
+        self.stack.setCurrentWidget(self.picture)
         run_task(lambda _st: QImage(path), title="Open result image",
                  on_result=lambda image: self._set_image(image, path))
+
+    def _set_predictions(self, predictions: ValPredictions, path: str) -> None:
+        current = self.list.currentItem()
+        if current is None or current.data(Qt.ItemDataRole.UserRole) != path:
+            return
+        if self.confusion is None:
+            from app.widgets.confusion_view import ConfusionMatrixView
+
+            self.confusion = ConfusionMatrixView()
+            self.stack.addWidget(self.confusion)
+        self.confusion.set_predictions(predictions)
+        self._loaded_predictions = _file_key(path[len(INTERACTIVE):])
+        self.stack.setCurrentWidget(self.confusion)
 
     def _set_image(self, image: QImage, path: str) -> None:
         current = self.list.currentItem()

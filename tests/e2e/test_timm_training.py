@@ -94,6 +94,18 @@ def test_train_cli_end_to_end(vp_home: Path, colour_dataset: Path, tmp_path: Pat
             hits += prediction["top_k"][0]["label"] == colour
     assert hits >= 9, f"only {hits}/12 training images classified correctly"
 
+    # Per-image validation predictions of the best model, for the GUI's interactive confusion matrix.
+    from core.db.models import Artifact
+    from core.evaluation import ValPredictions
+
+    with store.read() as session:
+        kinds = {a.kind: a.path for a in session.query(Artifact).filter(Artifact.job_id == 1)}
+    predictions = ValPredictions.load(kinds["val_predictions"])
+    assert predictions.class_names == ["blue", "green", "red"]
+    assert 10 <= len(predictions.items) <= 20 and int(predictions.confusion().sum()) == len(predictions.items)
+    for item in predictions.items:
+        assert Path(item["path"]).is_file() and item["pred"] == max(range(3), key=lambda k: item["scores"][k])
+
     listing = run_cli("jobs", home=vp_home)
     assert "completed" in listing.stdout and "3/3" in listing.stdout
     shown = run_cli("show", "1", home=vp_home)
