@@ -27,6 +27,7 @@ from typing import Any
 
 from adapters.base import AdapterError, TrainingAdapter
 from core.config import config_from_dict
+from core.reporter import NullReporter
 
 
 class InferenceSession:
@@ -68,22 +69,11 @@ class InferenceSession:
         return {"result": self.adapter.run_inference(image, **options)}
 
 
-class _SilentReporter:
-    """Inference reports nothing: the answer is the response line."""
-
-    def status(self, state: str, message: str = "") -> None: ...
-    def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
-    def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
-    def checkpoint(self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None,
-                   metric_value: float | None = None) -> None: ...
-    def artifact(self, kind: str, path: Path) -> None: ...
-    def warning(self, message: str, path: str | None = None) -> None: ...
+class _SilentReporter(NullReporter):
+    """Inference reports nothing (the answer is the response line); logs go to stderr."""
 
     def log(self, message: str, level: str = "info") -> None:
         print(f"[{level}] {message}", file=sys.stderr)
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def serve() -> int:

@@ -8,6 +8,7 @@ tracking server or bucket may not fail or slow a training job. Failures are logg
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,18 @@ class JobListener(Protocol):
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush queued work (bounded by ``timeout``) and stop background threads."""
+
+
+def stop_background_thread(thread: threading.Thread | None, stopping: threading.Event, wake: threading.Event,
+                           timeout: float, still_busy: str) -> None:
+    """The shared ``close()`` of listeners with a worker thread: ask it to stop, wake it, wait
+    (bounded), and say what is left behind if it is still busy."""
+    stopping.set()
+    wake.set()
+    if thread is not None:
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning(still_busy, timeout)
 
 
 def call_safely(listener: object, method: str, *args: Any) -> None:

@@ -11,6 +11,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from core.jobs.listeners import stop_background_thread
 from core.storage.outbox import OutboxReport, enqueue_job_checkpoints, next_due_in, pending_count, run_outbox
 
 if TYPE_CHECKING:
@@ -67,13 +68,8 @@ class SyncListener:
         self._wake.set()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("sync thread still uploading after %.1f s; the row is resumed at next start", timeout)
+        stop_background_thread(self._thread, self._stopping, self._wake, timeout,
+                               "sync thread still uploading after %.1f s; the row is resumed at next start")
 
     # control --------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 
 from core import paths
 from core.db.models import Artifact, Checkpoint, TrainingJob, TrainingMetric
+from core.jobs.listeners import stop_background_thread
 from core.tracking.mlflow_logger import (
     FINAL_JOB_STATUSES,
     MetricPoint,
@@ -485,13 +486,8 @@ class MlflowListener:
         self._wake.set()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("MLflow sender still busy after %.1f s; unsent metrics stay in SQLite", timeout)
+        stop_background_thread(self._thread, self._stopping, self._wake, timeout,
+                               "MLflow sender still busy after %.1f s; unsent metrics stay in SQLite")
 
     # helpers --------------------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ import pytest
 from core.config import config_from_dict
 from core.jobs import store as job_store
 from core.jobs.runner import JobRunner
+from core.reporter import NullReporter
 from tests.helpers.datasets_gen import make_dice_detection, make_dice_pose, make_imagefolder
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_detect_trains_and_records_epochs_checkpoints_and_predicts(store: Any, t
 
     assert checkpoint_task(by_kind["best"].path) == "detect"
     job = job_store.get_job(store, job_id)
-    adapter = UltralyticsAdapter(job_store.job_config(job), tmp_path / "infer", _NullReporter())
+    adapter = UltralyticsAdapter(job_store.job_config(job), tmp_path / "infer", NullReporter())
     adapter.load_checkpoint(Path(by_kind["best"].path))
     image = sorted((Path(job.output_dir) / "data" / "images" / "train").iterdir())[0]
     out = adapter.run_inference(image, conf=0.0, iou=0.7)
@@ -105,7 +106,7 @@ def test_classify_trains_on_imagefolder_and_returns_top_k(store: Any, tmp_path: 
 
     best = job_store.latest_checkpoint(store, job_id, "best")
     assert best is not None and best.metric_name == "val/accuracy"
-    adapter = UltralyticsAdapter(config, tmp_path / "infer", _NullReporter())
+    adapter = UltralyticsAdapter(config, tmp_path / "infer", NullReporter())
     adapter.load_checkpoint(Path(best.path))
     image = next((dataset / "red").iterdir())
     out = adapter.run_inference(image.read_bytes(), top_k=2)
@@ -123,14 +124,3 @@ def test_pose_trains_from_dice_grouped_points(store: Any, tmp_path: Path) -> Non
     assert {"train/pose_loss", "val/pose_map50", "val/map50"} <= set(values), values
 
 
-class _NullReporter:
-    def status(self, state: str, message: str = "") -> None: ...
-    def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
-    def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
-    def checkpoint(self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None,
-                   metric_value: float | None = None) -> None: ...
-    def artifact(self, kind: str, path: Path) -> None: ...
-    def warning(self, message: str, path: str | None = None) -> None: ...
-    def log(self, message: str, level: str = "info") -> None: ...
-    def should_stop(self) -> bool:
-        return False
