@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from core.jobs import store as job_store
-from tests.e2e.test_ultralytics_train import FAST_ARGS, _config, _explain, _NullReporter, _run
+from core.reporter import NullReporter
+from tests.e2e.test_ultralytics_train import FAST_ARGS, _config, _explain, _run
 from tests.helpers.datasets_gen import make_dice_detection
 
 GUARD_SOURCE = '"""A ``sitecustomize`` that blocks and records non-loopback network use in a worker process.\n\nTests put a folder holding this file (as ``sitecustomize.py``) on PYTHONPATH for the worker and set\n``VP_NET_GUARD_LOG``; every attempt to reach or resolve a non-loopback address is appended to that\nfile and fails, so a test can assert "no attempts" and a stray download cannot hang.\n"""\n\nfrom __future__ import annotations\n\nimport os\nimport socket\nfrom typing import Any\n\n_LOG = os.environ.get("VP_NET_GUARD_LOG")\n_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}\n\n\ndef _is_loopback(host: Any) -> bool:\n    text = host.decode() if isinstance(host, bytes) else str(host)\n    return text in _LOOPBACK_NAMES or text.startswith("127.")\n\n\ndef _record(what: str) -> None:\n    if _LOG:\n        with open(_LOG, "a", encoding="utf-8") as handle:\n            handle.write(f"{os.getpid()} {what}\\n")\n\n\nif _LOG:\n    _connect = socket.socket.connect\n    _connect_ex = socket.socket.connect_ex\n    _getaddrinfo = socket.getaddrinfo\n\n    def _check(address: Any) -> None:\n        if isinstance(address, tuple) and address and not _is_loopback(address[0]):\n            _record(f"connect {address!r}")\n            raise OSError(101, f"network blocked by the test guard: {address!r}")\n\n    def connect(self: socket.socket, address: Any) -> None:\n        _check(address)\n        _connect(self, address)\n\n    def connect_ex(self: socket.socket, address: Any) -> int:\n        _check(address)\n        return _connect_ex(self, address)\n\n    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:\n        if host is not None and not _is_loopback(host):\n            _record(f"getaddrinfo {host!r}")\n            raise socket.gaierror(socket.EAI_NONAME, f"name lookup blocked by the test guard: {host!r}")\n        return _getaddrinfo(host, *args, **kwargs)\n\n    socket.socket.connect = connect  # type: ignore[method-assign]\n    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]\n    socket.getaddrinfo = getaddrinfo\n'
@@ -76,7 +77,7 @@ def test_segment_with_plots_offline_never_touches_the_network(
 
     best = job_store.latest_checkpoint(store, job_id, "best")
     assert best is not None
-    adapter = UltralyticsAdapter(config, tmp_path / "infer", _NullReporter())
+    adapter = UltralyticsAdapter(config, tmp_path / "infer", NullReporter())
     adapter.load_checkpoint(Path(best.path))
     image = sorted((Path(job_store.get_job(store, job_id).output_dir) / "data" / "images" / "train").iterdir())[0]
     out = adapter.run_inference(image, conf=0.0)
