@@ -431,6 +431,7 @@ class UltralyticsAdapter(TrainingAdapter):
             (self.weights_dir / RESUME_FILE).unlink(missing_ok=True)
         if status == "completed":
             self._report_final_checkpoints()
+            self._write_val_predictions()
         self._report_artifacts()
         best = self.weights_dir / "best.pt"
         last = self.weights_dir / "last.pt"
@@ -517,6 +518,26 @@ class UltralyticsAdapter(TrainingAdapter):
             self.on_model_save("best", best, self._best_epoch, metric_name=PRIMARY_METRIC[self.config.task],
                                metric_value=self._best_value)
 
+    def _write_val_predictions(self) -> None:
+        """Per-image predictions of best.pt on the validation split, for the interactive confusion
+        matrix. A failure here costs the run nothing: it is reported as a warning."""
+        from adapters.ultralytics_eval import write_val_predictions
+
+        best = self.weights_dir / "best.pt"
+        if not best.is_file() or self.data_path is None:
+            return
+        data_dir = self.data_path if self.data_path.is_dir() else self.data_path.parent
+        self.reporter.status("validating", "per-image validation predictions of the best model")
+        try:
+            written = write_val_predictions(best, data_dir, self.config.task, image_size=self.config.image_size,
+                                            device=self._device(), epoch=self._best_epoch or None,
+                                            target=self.run_dir / "val_predictions.json")
+        except Exception as exc:  # noqa: BLE001 - the trained model is already safe; tell the user why the view is missing
+            self.reporter.warning(f"per-image validation predictions were not written: {type(exc).__name__}: {exc}")
+            return
+        if written is not None:
+            self.reporter.artifact("val_predictions", written)
+
     def _report_artifacts(self) -> None:
         seen: set[Path] = set()
         for pattern, kind in _ARTIFACT_PATTERNS:
@@ -568,7 +589,26 @@ class UltralyticsAdapter(TrainingAdapter):
         started = time.perf_counter()
         result = self._yolo.predict(picture, conf=conf, iou=iou, verbose=False)[0]
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        return _result_payload(result, self._inference_task, picture.size, elapsed_ms, top_k)
+        payload = _result_payload(result, self._inference_task, picture.size, elapsed_ms, top_k)
+        if options.get("mask_png") and self._inference_task == "segment":
+            payload["mask_png"] = mask_png(payload["masks"], picture.size)
+        return payload
+
+
+def mask_png(masks: list[dict[str, Any]], size: tuple[int, int]) -> bytes:
+    """One PNG (8-bit, image size) whose pixel value is class id + 1 where an instance covers it and
+    0 elsewhere; instances are painted in ascending confidence, so the most confident one wins."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (int(size[0]), int(size[1])), 0)
+    draw = ImageDraw.Draw(canvas)
+    for mask in sorted(masks, key=lambda item: float(item.get("confidence", 0.0))):
+        polygon = [(float(x), float(y)) for x, y in mask["polygon"]]
+        if len(polygon) >= 3:
+            draw.polygon(polygon, fill=min(int(mask["class_id"]) + 1, 255))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: float, top_k: int) -> dict[str, Any]:
@@ -618,4 +658,4 @@ def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: f
     return payload
 
 
-__all__ = ["UltralyticsAdapter", "checkpoint_task", "is_trusted_checkpoint", "require_trust"]
+__all__ = ["UltralyticsAdapter", "checkpoint_task", "is_trusted_checkpoint", "mask_png", "require_trust"]

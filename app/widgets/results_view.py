@@ -69,7 +69,7 @@ class ResultsView(QWidget):
         self.state = state
         self.job_id: int | None = None
         self.list = QListWidget()
-        self.list.setMaximumWidth(280)
+        self.list.setMaximumWidth(230)
         self.list.currentItemChanged.connect(self._on_current)
         self.picture = QLabel("This run produced no result plots (Ultralytics runs with plots on write them).")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -84,3 +84,16 @@ def test_segment_with_plots_offline_never_touches_the_network(
     assert out["task"] == "segment" and out["boxes"]
     for mask in out["masks"]:
         assert mask["label"] in ("circle", "square") and all(len(point) == 2 for point in mask["polygon"])
+    # The same masks as one class-index PNG of the image's size.
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with_png = adapter.run_inference(image, conf=0.0, mask_png=True)
+    assert with_png["mask_png"].startswith(b"\x89PNG")
+    mask_image = Image.open(io.BytesIO(with_png["mask_png"]))
+    assert mask_image.size == tuple(with_png["image_size"]) and mask_image.mode == "L"
+    values = set(np.unique(np.asarray(mask_image)).tolist())
+    assert values <= {0, 1, 2}
+    assert (len(values) > 1) == any(len(m["polygon"]) >= 3 for m in with_png["masks"])

@@ -90,6 +90,27 @@ def test_detect_trains_and_records_epochs_checkpoints_and_predicts(store: Any, t
     strict = adapter.run_inference(image.read_bytes(), conf=0.99)
     assert all(b["confidence"] >= 0.99 for b in strict["boxes"])
 
+    # Per-image validation predictions of best.pt for the interactive confusion matrix.
+    from sqlalchemy import select
+
+    from core.db.models import Artifact
+    from core.evaluation import DetectionValPredictions, ValPredictions
+
+    with store.read() as session:
+        recorded = session.scalars(select(Artifact.path).where(Artifact.job_id == job_id,
+                                                               Artifact.kind == "val_predictions")).all()
+    assert len(recorded) == 1
+    predictions = ValPredictions.load(recorded[0])
+    assert isinstance(predictions, DetectionValPredictions)
+    assert predictions.matrix_labels == ["circle", "square", "background"]
+    val_dir = Path(job.output_dir) / "data" / "labels" / "val"
+    truth_boxes = sum(len(f.read_text().splitlines()) for f in val_dir.iterdir())
+    assert len(predictions.items) == len(list(val_dir.iterdir())) and truth_boxes > 0
+    matrix = predictions.confusion()
+    assert matrix[:-1].sum() == truth_boxes  # every ground-truth box is in exactly one row cell
+    first = predictions.items[0]
+    assert Path(first["path"]).is_file() and all(0 <= b[1] <= b[3] <= 64 for b in first["truth"])
+
 
 def test_classify_trains_on_imagefolder_and_returns_top_k(store: Any, tmp_path: Path) -> None:
     dataset = make_imagefolder(tmp_path / "folder", classes=("red", "green", "blue"), per_class=8, size=32)
@@ -113,6 +134,19 @@ def test_classify_trains_on_imagefolder_and_returns_top_k(store: Any, tmp_path: 
     assert out["task"] == "classify" and len(out["top_k"]) == 2
     assert {item["label"] for item in out["top_k"]} <= {"red", "green", "blue"}
     assert out["top_k"][0]["confidence"] >= out["top_k"][1]["confidence"]
+
+    from sqlalchemy import select
+
+    from core.db.models import Artifact
+    from core.evaluation import ValPredictions
+
+    with store.read() as session:
+        recorded = session.scalars(select(Artifact.path).where(Artifact.job_id == job_id,
+                                                               Artifact.kind == "val_predictions")).one()
+    predictions = ValPredictions.load(recorded)
+    assert type(predictions) is ValPredictions and predictions.matrix_labels == ["blue", "green", "red"]
+    assert predictions.confusion().sum() == len(predictions.items) > 0
+    assert all(len(item["scores"]) == 3 for item in predictions.items)
 
 
 def test_pose_trains_from_dice_grouped_points(store: Any, tmp_path: Path) -> None:
