@@ -189,6 +189,15 @@ def test_boxes_are_drawn_with_labels_and_refiltered_in_the_gui(window: Any, qtbo
     assert page.save_overlay(out)
     overlay = QImage(str(out))
     assert (overlay.width(), overlay.height()) == (64, 64)
+    # The boxes are in the pixels: the circle box's top edge (y=5) in the circle class colour,
+    # with the dark frame one pixel outside it.
+    from app.look import class_colour
+
+    edge, frame = overlay.pixelColor(15, 5), overlay.pixelColor(15, 4)
+    expected = class_colour(0)
+    assert abs(edge.red() - expected.red()) + abs(edge.green() - expected.green()) + abs(edge.blue() - expected.blue()) < 40
+    assert frame.red() + frame.green() + frame.blue() < 90
+    assert page.window().grab().save(str(SHOTS / "inference_detections.png"))
     written = page.export_dice(overwrite=True)
     shapes = json.loads(written.read_text())["shapes"]
     assert [(s["label"], s["shape_type"], s["points"]) for s in shapes] == [

@@ -37,3 +37,29 @@ def test_classification_top_k_keeps_at_least_the_best() -> None:
     result = filter_predictions({"top_k": [{"label": "a", "confidence": 0.4}, {"label": "b", "confidence": 0.3}]},
                                 conf=0.9, iou=0.5)
     assert [t["label"] for t in result["top_k"]] == ["a"]
+
+
+def test_prepared_filter_matches_plain_nms_at_every_threshold() -> None:
+    """The cached fast path (sorted prefix + precomputed IoU) keeps exactly what plain NMS keeps."""
+    import numpy as np
+
+    from core.inference import filter_predictions, nms_keep
+
+    rng = np.random.default_rng(7)
+    boxes = []
+    for i in range(120):
+        x, y = rng.uniform(0, 200, 2)
+        w, h = rng.uniform(10, 60, 2)
+        boxes.append({"x1": x, "y1": y, "x2": x + w, "y2": y + h, "confidence": float(rng.uniform(0, 1)),
+                      "class_id": int(i % 3), "label": str(i % 3)})
+    result = {"boxes": boxes, "masks": [], "keypoints": []}
+    coords = np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes])
+    scores = np.array([b["confidence"] for b in boxes])
+    classes = np.array([b["class_id"] for b in boxes])
+    for conf in (0.0, 0.1, 0.5, 0.93, 1.0):
+        for iou in (0.0, 0.3, 0.7, 1.0):
+            candidates = np.nonzero(scores >= conf)[0]
+            expected = sorted(int(i) for i in candidates[nms_keep(coords[candidates], scores[candidates],
+                                                                  classes[candidates], iou)])
+            got = filter_predictions(result, conf=conf, iou=iou)["boxes"]
+            assert [boxes.index(b) for b in got] == expected, (conf, iou)
