@@ -132,7 +132,10 @@ class CompareView(QWidget):
         self.metric_box.blockSignals(False)
 
     def select_metric(self, kind: str, name: str) -> bool:
-        index = self.metric_box.findData((kind, name))
+        # Not findData: Qt compares Python tuples held in a QVariant by identity, not by value.
+        wanted = (kind, name)
+        index = next((i for i in range(self.metric_box.count())
+                      if tuple(self.metric_box.itemData(i)) == wanted), -1)
         if index >= 0:
             self.metric_box.setCurrentIndex(index)
         return index >= 0

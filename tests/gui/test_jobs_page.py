@@ -186,3 +186,90 @@ def test_actions_cancel_resume_extend_clone_delete(window: Any, store: Any, qtbo
     qtbot.waitUntil(lambda: page.model.job(job_id) is None, timeout=10_000)
     assert not folder.exists()
     assert page.stack.currentWidget() is page.empty
+
+
+def test_resume_extend_compare_and_mlflow_with_real_runs(window: Any, store: Any, qtbot: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the page: a run cancelled mid-epoch resumes to completion from last.pt, a finished run is
+    extended by one epoch, two runs are overlaid in Compare, and MLflow opens the run in a real
+    `mlflow ui` on this computer (tracking on: the queue has its default listeners)."""
+    import urllib.request
+
+    from PySide6.QtCore import QItemSelectionModel
+    from PySide6.QtGui import QDesktopServices
+
+    from core.jobs import store as job_store
+    from core.jobs.queue import JobQueue
+
+    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2)
+    window.queue = job_queue
+    window.show_page("jobs")
+    page = window.jobs_page
+    monkeypatch.setenv("VP_FAULT", "slow_step=1.0")  # epoch 2 lasts seconds: time to cancel inside it
+    job_queue.start()
+    try:
+        first = _queue_tiny_job(window, store, tmp_path / "a", epochs=2)
+        qtbot.waitUntil(lambda: page.model.job(first) is not None, timeout=10_000)
+        page.select_job(first)
+        qtbot.waitUntil(lambda: (c := job_store.latest_checkpoint(store, first, "last")) is not None and c.epoch == 1,
+                        timeout=120_000)
+        page.cancel_selected()
+        qtbot.waitUntil(lambda: _status(page, first) == "cancelled", timeout=60_000)
+        assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1]
+
+        monkeypatch.delenv("VP_FAULT")
+        qtbot.waitUntil(lambda: page.resume_action.isEnabled(), timeout=10_000)
+        page.resume_selected()
+        qtbot.waitUntil(lambda: _status(page, first) == "completed", timeout=120_000)
+        assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1, 2]
+        assert page.model.index(page.model.row_for(first), 3).data() == "2/2"
+
+        qtbot.waitUntil(lambda: page.extend_action.isEnabled(), timeout=10_000)
+        page.extend_selected(1)
+        qtbot.waitUntil(lambda: _status(page, first) == "running", timeout=60_000)
+        qtbot.waitUntil(lambda: _status(page, first) == "completed", timeout=120_000)
+        assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1, 2, 3]
+        assert job_store.latest_checkpoint(store, first, "last").epoch == 3  # type: ignore[union-attr]
+        assert page.model.index(page.model.row_for(first), 3).data() == "3/3"
+
+        second = _queue_tiny_job(window, store, tmp_path / "b", epochs=1)
+        qtbot.waitUntil(lambda: _status(page, second) == "completed", timeout=120_000)
+    finally:
+        job_queue.stop()
+
+    # Compare: both runs selected → one curve each with a legend entry; unchecking one hides it.
+    qtbot.waitUntil(lambda: page.compare is not None, timeout=10_000)
+    selection = page.table.selectionModel()
+    for job_id in (first, second):
+        selection.select(page.model.index(page.model.row_for(job_id), 0),
+                         QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    page.tabs.setCurrentWidget(page.compare_holder)
+    compare = page.compare
+    qtbot.waitUntil(lambda: len(compare.curves) == 2, timeout=20_000)
+    assert compare.select_metric("epoch", "val/accuracy"), [compare.metric_box.itemData(i) for i in range(compare.metric_box.count())]
+    qtbot.waitUntil(lambda: len(compare.curves) == 2, timeout=10_000)
+    lengths = {job_id: len(item.getOriginalDataset()[0]) for job_id, item in compare.curves.items()}
+    assert lengths == {first: 3, second: 1}
+    assert sorted(label.text for _sample, label in compare.legend.items) == sorted(
+        [f"#{first} tiny colours", f"#{second} tiny colours"])
+    compare.job_list.item(1).setCheckState(compare.job_list.item(1).checkState().__class__.Unchecked)
+    assert len(compare.curves) == 1
+
+    # MLflow: the button starts `mlflow ui` on our store and opens the run's page.
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()) or True)
+    page.select_job(first)
+    qtbot.waitUntil(lambda: page.mlflow_action.isEnabled(), timeout=20_000)
+    run_id = page.detail.mlflow_run_id
+    assert run_id
+    page.mlflow_action.trigger()
+    try:
+        qtbot.waitUntil(lambda: bool(opened), timeout=120_000)
+        assert opened[0].endswith(f"/#/runs/{run_id}")
+        base = opened[0].split("/#/")[0]
+        with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=10) as response:
+            assert run_id in response.read().decode("utf-8")
+    finally:
+        page.stop_mlflow()
