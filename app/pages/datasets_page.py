@@ -8,7 +8,7 @@ writes nothing.
 from __future__ import annotations
 
 import functools
-import inspect
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import gc_policy
-from app.look import ERROR_COLOUR, WARNING_COLOUR, class_colour, format_count, icon, plural
+from app.look import ERROR_COLOUR, WARNING_COLOUR, class_colour, format_bytes, format_count, icon, plural
 from app.models.app_state import AppState, LoadedDataset
 from app.models.image_list import ImageListModel
 from app.widgets.common import Banner, BusyRow, EmptyState
@@ -458,51 +458,43 @@ class DatasetsPage(QWidget):
 
     def _download(self, url: str) -> None:
         """r2:// datasets: download with progress (cancellable) into the cache, then open as usual."""
-        try:
-            from core.storage import client as storage_client  # written by the storage engineer
-        except ImportError:
-            storage_client = None  # type: ignore[assignment]
-        download = getattr(storage_client, "download_dataset", None) if storage_client else None
-        if download is None:
-            self.banner.show_message(
-                "Downloading r2:// datasets needs the storage module and credentials: set them in "
-                "Settings → Storage, or download the dataset and open the folder.", level="warning")
-            return
         if self.state.settings.offline_mode:
             self.banner.show_message("Offline mode is on, so nothing is downloaded. Turn it off in Settings to "
                                      "download r2:// datasets.", level="warning")
             return
-        try:
-            from core.storage.credentials import get_credentials
+        from core.storage.credentials import get_credentials
 
-            has_keys = get_credentials() is not None
-        except ImportError:
-            has_keys = False
-        if not has_keys:
-            self.banner.show_message("Downloading r2:// datasets needs storage keys: add them in Settings → Storage.",
-                                     level="warning")
+        if get_credentials() is None or not self.state.settings.r2_endpoint_url:
+            self.banner.show_message("Downloading r2:// datasets needs the storage endpoint and keys: add them in "
+                                     "Settings → Storage.", level="warning")
             return
         store, project_id, settings = self.state.store, self.state.project_id, self.state.settings
         dest = Path(tempfile.mkdtemp(prefix="r2-", dir=_download_dir()))
-        params = inspect.signature(download).parameters
 
         def work(st: TaskState) -> LoadedDataset:
-            kwargs: dict[str, Any] = {"settings": settings} if "settings" in params else {}
-            if "progress" in params:  # newer storage modules report bytes and honour cancel
-                def report(done: int, total: int) -> None:
-                    st.check()
-                    st.progress(done, total, f"Downloading {url}…")
+            from core.storage.client import download_dataset
 
-                kwargs["progress"] = report
-            result = download(url, dest, **kwargs)
-            st.check()  # cancelled while downloading: the files stay in the cache, nothing is registered
-            local = Path(result) if isinstance(result, str | Path) else dest
+            def report(done: int, total: int) -> None:
+                st.check()  # Cancel: raises here, between chunks; the partial file is removed
+                # In KiB: Qt's progress values are 32-bit ints and datasets reach 5 GB.
+                st.progress(done // 1024, max(total // 1024, 1),
+                            f"Downloading {url}: {format_bytes(done)} of {format_bytes(total)}")
+
+            try:
+                local = download_dataset(url, dest, settings=settings, progress=report)
+            except BaseException:
+                shutil.rmtree(dest, ignore_errors=True)  # nothing half-extracted stays behind
+                raise
             return open_and_register(st, store, project_id, str(local), "auto", source_url=url)
+
+        def cancelled() -> None:
+            shutil.rmtree(dest, ignore_errors=True)
+            self.banner.show_message(f"Download of {url} cancelled; nothing was added.", level="info")
 
         self.busy.start(f"Downloading {url}…")
         self._task = run_task(work, owner=self, title="Download dataset", on_result=self._on_added,
                               on_error=lambda info: self._on_add_failed(info, url),
-                              on_progress=self.busy.progress, on_finished=self.busy.stop)
+                              on_progress=self.busy.progress, on_cancelled=cancelled, on_finished=self.busy.stop)
 
     # -- showing ------------------------------------------------------------------------------------
     def open_registered(self, info: dataset_store.DatasetInfo) -> None:

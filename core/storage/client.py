@@ -394,8 +394,12 @@ def download_file(
     *,
     expected_sha256: str | None = None,
     max_bytes: int = MAX_CHECKPOINT_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Download ``r2://bucket/key`` into the content-addressed cache; returns the cached file.
+
+    ``progress(received, total)`` is called after every chunk; an exception it raises (a cancel)
+    stops the download and leaves nothing behind.
 
     The cache key is the sha256 (``expected_sha256``, else the object's ``sha256`` metadata): an
     object already cached is not downloaded again. Bytes go to a temp file in the cache folder and
@@ -430,6 +434,8 @@ def download_file(
                     raise StorageError(f"{url}: larger than announced, over the limit; download stopped", retryable=False)
                 digest.update(chunk)
                 handle.write(chunk)
+                if progress is not None:
+                    progress(received, remote.size)
             handle.flush()
             os.fsync(handle.fileno())
         actual = digest.hexdigest()
@@ -473,13 +479,17 @@ def download_dataset(
     client: Any | None = None,
     settings: Settings | None = None,
     expected_sha256: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Download ``r2://…/dataset.zip`` (5 GB limit) and extract it safely into ``dest``."""
+    """Download ``r2://…/dataset.zip`` (5 GB limit) and extract it safely into ``dest``.
+
+    ``progress(received, total)`` reports bytes; raising from it cancels (see :func:`download_file`)."""
     from core.datasets.zipsafe import safe_extract
 
     if client is None:
         if settings is None:
             raise StorageError("downloading needs the storage settings (endpoint, bucket)")
         client = client_from_settings(settings)
-    archive = download_file(client, url, expected_sha256=expected_sha256, max_bytes=MAX_DATASET_BYTES)
+    archive = download_file(client, url, expected_sha256=expected_sha256, max_bytes=MAX_DATASET_BYTES,
+                            progress=progress)
     return safe_extract(archive, Path(dest), max_total_bytes=MAX_DATASET_BYTES)

@@ -189,3 +189,61 @@ def test_polygon_annotations_are_drawn_with_their_points(window: Any, qtbot: Any
     assert browser.viewer.transform().m11() > scale
     qtbot.keyClick(browser.viewer, Qt.Key.Key_0)
     assert abs(browser.viewer.transform().m11() - scale) < 1e-6
+
+
+@pytest.mark.s3
+def test_r2_dataset_downloads_with_progress_and_cancel_leaves_nothing(
+        window: Any, store: Any, qtbot: Any, tmp_path: Path, seaweedfs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zipped DICE dataset in a real S3 bucket (SeaweedFS on 127.0.0.1): the first download is
+    cancelled from its progress (nothing registered, no partial file), the second opens it."""
+    import os
+    import zipfile
+
+    from core.storage.client import objects_dir
+
+    seaweedfs.start()
+    seaweedfs.clear_bucket()
+    source = make_dice_detection(tmp_path / "remote", 6, size=64)
+    archive = tmp_path / "dice.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for file in sorted(source.rglob("*")):
+            if file.is_file():
+                bundle.write(file, file.relative_to(source).as_posix())
+        bundle.writestr("notes/padding.bin", os.urandom(3 * 1024 * 1024))  # several 1 MiB chunks
+    seaweedfs.client().put_object(Bucket=seaweedfs.bucket, Key="datasets/dice.zip", Body=archive.read_bytes())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
+    settings = window.state.settings
+    settings.offline_mode = False
+    settings.r2_endpoint_url = seaweedfs.endpoint_url
+    settings.r2_bucket = seaweedfs.bucket
+    page = window.datasets_page
+    url = f"r2://{seaweedfs.bucket}/datasets/dice.zip"
+
+    seen: list[tuple[int, int, str]] = []
+    original = page.busy.progress
+
+    def cancelling(done: int, total: int, text: str = "") -> None:
+        seen.append((done, total, text))
+        original(done, total, text)
+        page.cancel_add()  # the user presses Cancel once the first megabyte is in
+
+    monkeypatch.setattr(page.busy, "progress", cancelling)
+    page.add_dataset_path(url)
+    qtbot.waitUntil(lambda: "cancelled" in page.banner.text(), timeout=60_000)
+    assert seen and "Downloading" in seen[0][2] and seen[0][1] >= 3 * 1024  # KiB
+    assert seen[-1][0] < seen[-1][1]  # stopped before the end
+    assert _dataset_rows(store) == 0 and window.state.dataset is None
+    assert not any(objects_dir().iterdir()), list(objects_dir().iterdir())  # no partial, no cache entry
+
+    seen.clear()
+    monkeypatch.setattr(page.busy, "progress", lambda done, total, text="": (seen.append((done, total, text)),
+                                                                            original(done, total, text)))
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=10_000)
+    page.add_dataset_path(url)
+    wait_dataset(qtbot, window, timeout=60_000)
+    assert window.state.dataset is not None, page.banner.text()
+    assert len(window.state.dataset.index.images) == 6
+    assert window.state.dataset.index.format == "dice"
+    assert _dataset_rows(store) == 1
+    assert any(done == total for done, total, text in seen if text.startswith("Downloading"))
