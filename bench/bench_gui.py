@@ -129,7 +129,9 @@ def bench_dataset(images: int, keep: Path | None) -> dict[str, Any]:
     from PySide6.QtWidgets import QApplication
 
     QCoreApplication.setOrganizationName("VisionPlatformBench")
-    app = QApplication.instance() or QApplication([])
+    from app.main import make_application
+
+    app = QApplication.instance() or make_application([])  # the app's own set-up (style, GIL switch interval)
     from app.helper_process import HelperService
     from app.main_window import MainWindow
     from core.db.engine import open_store
@@ -208,17 +210,24 @@ def bench_dataset(images: int, keep: Path | None) -> dict[str, Any]:
         import threading
         import traceback
 
+        import shiboken6
+
         main_id = threading.get_ident()
 
         def sampler() -> None:
             # Where the GUI thread is when the probe has not ticked for > 80 ms.
-            while probe.isActive() or not marks:
+            while not marks or (shiboken6.isValid(probe) and probe.isActive()):
                 time.sleep(0.02)
                 if last[0] and clock.nsecsElapsed() / 1e6 - last[0] > 80:
-                    frame = sys._current_frames().get(main_id)
+                    frames = sys._current_frames()
+                    frame = frames.get(main_id)
                     if frame is not None:
                         stack = "".join(traceback.format_stack(frame, limit=6)[-4:])
                         print(f"--- stall at {clock.nsecsElapsed() / 1e9:.2f}s\n{stack}", file=sys.stderr)
+                        for ident, other in frames.items():  # who holds the GIL meanwhile?
+                            if ident not in (main_id, threading.get_ident()):
+                                top = "".join(traceback.format_stack(other, limit=3)[-2:])
+                                print(f"  [thread {ident}]\n{top}", file=sys.stderr)
                         time.sleep(0.1)
 
         threading.Thread(target=sampler, daemon=True).start()
@@ -234,6 +243,23 @@ def bench_dataset(images: int, keep: Path | None) -> dict[str, Any]:
     gaps.clear()
     clock.restart()
     last[0] = 0.0
+    if os.environ.get("VP_BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        original = page._on_dataset_change
+
+        def profiled(dataset: Any) -> None:
+            profiler.enable()
+            try:
+                original(dataset)
+            finally:
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumtime").print_stats(25)
+
+        state.dataset_change.disconnect(page._on_dataset_change)
+        state.dataset_change.connect(profiled)
     page.add_dataset_path(str(root))
     deadline = time.monotonic() + 300
     while "first_thumbs_painted" not in marks and time.monotonic() < deadline:

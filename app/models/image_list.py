@@ -1,14 +1,21 @@
 """The thumbnail grid's model: a dataset's images, filtered, with thumbnails loaded on demand.
 
-Filtering keeps a list of row numbers into the index (no proxy model): re-filtering 20,000 records is
-a few milliseconds of plain Python and ``beginResetModel`` keeps the view's batched layout cheap.
+Filtering keeps a list of row numbers into the index: re-filtering 20,000 records is a few
+milliseconds of plain Python.
+
+Row counting stays in C++: the model is a ``QIdentityProxyModel`` over a ``QStringListModel`` that
+only holds as many (empty) rows as pass the filter, and Python answers ``data()`` alone. Laying out
+a 20,000-item grid asks the model for ``index()``/``rowCount()`` about 25,000 times; answered in
+Python, each call needs the GIL, and with a background Python thread busy (the split preview, the
+index) every one waited up to a switch interval: 200-400 ms stalls when a big dataset opened.
+``data()`` is only asked for the items being painted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPersistentModelIndex, QSize, QStringListModel, Qt
 from PySide6.QtGui import QColor, QPainter, QPixmap
 
 from app.models.thumbnails import THUMB_SIZE, ThumbnailLoader
@@ -28,9 +35,11 @@ def _placeholder(text_colour: str = "#9aa0a6") -> QPixmap:
     return pixmap
 
 
-class ImageListModel(QAbstractListModel):
+class ImageListModel(QIdentityProxyModel):
     def __init__(self, loader: ThumbnailLoader | None = None) -> None:
         super().__init__()
+        self._rows_model = QStringListModel(self)  # one empty string per visible row: the row count
+        self.setSourceModel(self._rows_model)
         self.loader = loader or ThumbnailLoader(self)
         self.loader.ready.connect(self._on_thumbnails_ready)
         self._records: list[Any] = []
@@ -47,7 +56,6 @@ class ImageListModel(QAbstractListModel):
     def set_records(self, records: list[Any], findings: list[Any] | None = None,
                     path_rows: dict[str, int] | None = None) -> None:
         """``path_rows`` ({path: position}) may be passed in, built off the GUI thread."""
-        self.beginResetModel()
         self._records = records
         self._all_path_rows = path_rows if path_rows is not None else {
             str(record.path): row for row, record in enumerate(records)}
@@ -57,7 +65,6 @@ class ImageListModel(QAbstractListModel):
         self._split_of = {}
         self._filter = {"cls": ALL, "split": ALL, "finding": ALL, "text": ""}
         self._apply_filter()
-        self.endResetModel()
 
     def set_split(self, split_of: dict[str, str]) -> None:
         """The preview split (rel -> train/val) used by the split filter when the dataset has none."""
@@ -84,9 +91,7 @@ class ImageListModel(QAbstractListModel):
         for key, value in (("cls", cls), ("split", split), ("finding", finding), ("text", text)):
             if value is not None:
                 self._filter[key] = value
-        self.beginResetModel()
         self._apply_filter()
-        self.endResetModel()
 
     def _split_for(self, record: Any) -> str | None:
         return record.split or self._split_of.get(record.rel)
@@ -94,8 +99,7 @@ class ImageListModel(QAbstractListModel):
     def _apply_filter(self) -> None:
         cls, split, finding, text = (self._filter[k] for k in ("cls", "split", "finding", "text"))
         if not (cls or split or finding or text):  # the common case, and the one a 20k open hits
-            self._rows = list(range(len(self._records)))
-            self._row_of_path = self._all_path_rows
+            self._set_rows(list(range(len(self._records))), self._all_path_rows)
             return
         text = text.lower()
         finding_paths: set[str] | None = None
@@ -116,12 +120,20 @@ class ImageListModel(QAbstractListModel):
                     and not (record.annotation_path and str(record.annotation_path) in finding_paths):
                 continue
             rows.append(i)
-        self._rows = rows
-        self._row_of_path = {str(self._records[i].path): row for row, i in enumerate(rows)}
+        self._set_rows(rows, {str(self._records[i].path): row for row, i in enumerate(rows)})
 
-    # -- Qt model API ---------------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    def _set_rows(self, rows: list[int], row_of_path: dict[str, int]) -> None:
+        """Show ``rows``: the string model's reset (forwarded by the proxy) tells the views."""
+        self._rows = rows
+        self._row_of_path = row_of_path
+        self._rows_model.setStringList([""] * len(rows))
+
+    # -- Qt model API (rowCount and index stay in C++, see the module docstring) ------------------
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        # Not QStringListModel's (editable, draggable): thumbnails are selected and opened only.
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
@@ -154,5 +166,5 @@ class ImageListModel(QAbstractListModel):
         for path in paths:
             row = self._row_of_path.get(path)
             if row is not None:
-                index = self.index(row)
+                index = self.index(row, 0)
                 self.dataChanged.emit(index, index, roles)

@@ -232,7 +232,7 @@ class ImageBrowser(QWidget):
         self.current_row = row
         record = self.model.record(row)
         self.current_record = record
-        self.grid.setCurrentIndex(self.model.index(row))
+        self.grid.setCurrentIndex(self.model.index(row, 0))
         self.stack.setCurrentIndex(1)
         self.viewer.setFocus()
         self.viewer_title.setText(f"<b>{record.rel}</b>  ({row + 1} of {self.model.rowCount():,})")
@@ -369,6 +369,9 @@ class DatasetsPage(QWidget):
         self.split_panel = SplitPanel()
         self.split_panel.split_chosen.connect(self._on_split_chosen)
         self.split_panel.split_result.connect(self.browser.model.set_split)
+        # Filtering the grid by split needs the preview split of a dataset without its own.
+        self.browser.split_filter.currentIndexChanged.connect(
+            lambda _i: self.split_panel.ensure_split() if self.browser.split_filter.currentData() else None)
         self.health = HealthTable()
         self.health.open_requested.connect(self._open_from_health)
         self.tabs = QTabWidget()

@@ -271,6 +271,7 @@ class TrainPage(QWidget):
         self.helpers.sysinfo_ready.connect(self._fill_devices)
         self.state.datasets_list_change.connect(self._reload_datasets)
         self.state.project_change.connect(self._on_project_change)
+        self._pending_dataset: LoadedDataset | None = None
         self.state.dataset_change.connect(self._on_dataset_change)
         self._reload_datasets()
         self._on_framework_change(self.framework_combo.currentText())
@@ -305,6 +306,21 @@ class TrainPage(QWidget):
                 return
 
     def _on_dataset_change(self, dataset: LoadedDataset | None) -> None:
+        # Opening a dataset happens on the Datasets page: following it here (a DB read, the model
+        # list for another framework, validation) waits until this page is shown, so it does not
+        # add to the event-loop turn that shows the new dataset.
+        if not self.isVisible():
+            self._pending_dataset = dataset
+            return
+        self._follow_dataset(dataset)
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        pending, self._pending_dataset = self._pending_dataset, None
+        if pending is not None:
+            self._follow_dataset(pending)
+
+    def _follow_dataset(self, dataset: LoadedDataset | None) -> None:
         if dataset is not None:
             self._reload_datasets()
             task = dataset.index.task_hint

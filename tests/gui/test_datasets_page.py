@@ -78,6 +78,9 @@ def test_split_preview_counts_follow_strategy_and_are_saved(window: Any, qtbot: 
     window.datasets_page.add_dataset_path(str(dice))
     loaded = wait_dataset(qtbot, window)
     panel = window.datasets_page.split_panel
+    qtbot.wait(200)
+    assert not panel.counts  # computed when looked at, not while the grid paints its first thumbnails
+    window.datasets_page.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: not panel.busy() and bool(panel.counts), timeout=10_000)
     expected = split_dataset(loaded.index, "stratified", 0.8, 42).class_counts(loaded.index.class_names)
     assert panel.counts == expected
@@ -116,6 +119,13 @@ def test_filters_by_class_and_name(window: Any, qtbot: Any, dice: Path) -> None:
     browser.search.setText("img_0007")
     assert browser.model.rowCount() == 1
     assert "1 of 12 images" in browser.count_label.text()
+    # Filtering by split computes the preview split (not computed yet: its tab was never shown).
+    from core.datasets import split_dataset
+
+    browser.search.setText("")
+    browser.split_filter.setCurrentIndex(browser.split_filter.findData("train"))
+    expected = len(split_dataset(loaded.index, "stratified", 0.8, 42).train)
+    qtbot.waitUntil(lambda: browser.model.rowCount() == expected, timeout=10_000)
 
 
 def test_health_finding_row_opens_the_image(window: Any, qtbot: Any, dice: Path) -> None:
