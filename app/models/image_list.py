@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QIdentityProxyModel, QModelIndex, QPersistentModelIndex, QSize, QStringListModel, Qt
+from PySide6.QtCore import (
+    QIdentityProxyModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QStringListModel,
+    Qt,
+)
 from PySide6.QtGui import QColor, QPainter, QPixmap
 
 from app.models.thumbnails import THUMB_SIZE, ThumbnailLoader

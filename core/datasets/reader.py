@@ -127,13 +127,19 @@ def detect_format(path: str | Path) -> str:
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Indexing allocates ~10 objects per image, none of them cyclic; the cyclic collector would run
-    over the growing heap again and again (0.5-0.7 s of a 5 s, 20k-image index). Pause it meanwhile."""
+    over the growing heap again and again (0.5-0.7 s of a 5 s, 20k-image index). Pause it meanwhile.
+
+    On the way out the survivors (the index) are frozen (``gc.freeze``) before collection resumes:
+    otherwise the first collection scans all of them at once, holding the GIL for ~90 ms, which
+    a GUI thread waiting for the GIL shows as a stall. Frozen objects are still freed by reference
+    counting when the index is dropped."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
             gc.enable()
 
 
