@@ -26,10 +26,14 @@ class LoadedDataset:
     # {absolute image path: position in index.images}, built in the worker: for 20k images this
     # is ~100 ms of Python the GUI thread must not spend.
     path_rows: dict[str, int] = field(default_factory=dict)
+    has_predefined_split: bool = False
 
     def __post_init__(self) -> None:
+        # Built where the dataset is loaded (a worker thread): both walk every record.
         if not self.path_rows and self.index is not None:
             self.path_rows = {str(record.path): row for row, record in enumerate(self.index.images)}
+        if self.index is not None:
+            self.has_predefined_split = bool(self.index.has_predefined_split)
 
 
 class AppState(QObject):

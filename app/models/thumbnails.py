@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -76,6 +77,10 @@ class _Decoder(QRunnable):
 
     def run(self) -> None:
         while True:
+            wait = self._loader._resume_at - time.monotonic()
+            if wait > 0:  # the user is scrolling: leave the GIL and the CPU to the GUI's repaint
+                time.sleep(min(wait, 0.05))
+                continue
             path = self._loader._take()
             if path is None:
                 return
@@ -98,6 +103,7 @@ class ThumbnailLoader(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(threads)
         self._threads = threads
+        self._resume_at = 0.0  # time.monotonic() before which decoders pause (see hold())
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()
@@ -121,6 +127,12 @@ class ThumbnailLoader(QObject):
         if path not in self._failed:
             self._request(path)
         return None
+
+    def hold(self, seconds: float = 0.12) -> None:
+        """Pause decoding for a moment (called on every scroll step): the repaint of the scrolled
+        grid asks Python for each item's data, and every such call waits for the GIL while a
+        decoder runs Python code. Thumbnails of rows scrolled past are not wanted anyway."""
+        self._resume_at = time.monotonic() + seconds
 
     def failed(self, path: str) -> bool:
         return path in self._failed

@@ -116,6 +116,7 @@ class ImageBrowser(QWidget):
         self.grid.setWordWrap(False)
         self.grid.setSelectionMode(QListView.SelectionMode.SingleSelection)
         self.grid.setModel(self.model)
+        self.grid.verticalScrollBar().valueChanged.connect(lambda _value: self.model.loader.hold())
         self.grid.activated.connect(self._on_activated)
         self.grid.clicked.connect(self._on_activated)
 
@@ -182,6 +183,7 @@ class ImageBrowser(QWidget):
         if dataset is None:
             self.model.set_records([])
         else:
+            self.model.loader.hold(0.08)  # the grid's first paint of a new dataset goes first
             self.model.set_records(dataset.index.images, dataset.findings, dataset.path_rows)
             self.class_filter.addItem("All classes", "")
             for i, name in enumerate(dataset.index.class_names):
@@ -548,7 +550,7 @@ class DatasetsPage(QWidget):
         self.browser.set_dataset(dataset)
         self.health.set_findings(dataset.findings)
         self.tabs.setTabText(2, f"Health check ({errors + warnings})" if errors + warnings else "Health check")
-        self.split_panel.set_index(index, dataset.info.split_config)
+        self.split_panel.set_index(index, dataset.info.split_config, has_predefined_split=dataset.has_predefined_split)
         self.stack.setCurrentWidget(self.opened)
         gc_policy.freeze_long_lived()  # the index lives until another dataset is opened
 

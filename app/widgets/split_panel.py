@@ -124,11 +124,15 @@ class SplitPanel(QWidget):
         self.ratio.valueChanged.connect(self._on_control_change)
         self.seed.valueChanged.connect(self._on_control_change)
 
-    def set_index(self, index: Any, split_config: dict[str, Any] | None) -> None:
-        """Show a dataset; ``split_config`` is the one saved with it (or None for defaults)."""
+    def set_index(self, index: Any, split_config: dict[str, Any] | None, *,
+                  has_predefined_split: bool | None = None) -> None:
+        """Show a dataset; ``split_config`` is the one saved with it (or None for defaults).
+        ``has_predefined_split`` may be passed in when known (it walks every record)."""
         self._index = index
         config = split_config or {}
-        default_strategy = "predefined" if index is not None and index.has_predefined_split else "stratified"
+        if has_predefined_split is None:
+            has_predefined_split = index is not None and index.has_predefined_split
+        default_strategy = "predefined" if has_predefined_split else "stratified"
         for widget in (self.strategy, self.ratio, self.seed):
             widget.blockSignals(True)
         self.strategy.setCurrentText(str(config.get("strategy", default_strategy)))

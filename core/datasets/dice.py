@@ -204,10 +204,16 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
             pending.append((image_rel, data, json_rel))
 
     headers = collect_headers()
-    for image_rel, data, json_rel in pending:
+    # Popped one by one, so each parsed JSON is freed right after use: released all at once when
+    # this function returned, 20,000 documents took ~50 ms of deallocation under the GIL, a stall
+    # for a GUI thread waiting for it.
+    pending.reverse()
+    while pending:
+        image_rel, data, json_rel = pending.pop()
         record = headers[image_rel]
         if _annotate(root, record, data, json_rel, findings, ignored):
             records[image_rel] = record
+        del data
 
     for rel in image_rels:
         if rel not in records and rel not in ignored:
