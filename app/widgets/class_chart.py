@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QToolTip, QWidget
 
 TRAIN_COLOUR = "#2f6fd0"
 VAL_COLOUR = "#e0a020"
@@ -21,6 +23,31 @@ class ClassChart(pg.PlotWidget):
         self.getPlotItem().showGrid(y=True, alpha=0.2)
         self._legend = self.getPlotItem().addLegend(offset=(-10, 10))
         self.bars: dict[str, pg.BarGraphItem] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.splits: tuple[str, ...] = ("train", "val")
+        self.hover_text = ""  # what the tooltip shows for the class under the mouse
+        self.scene().sigMouseMoved.connect(self._on_hover)
+
+    def _on_hover(self, scene_pos: QPointF) -> None:
+        """The exact counts of the class under the mouse (bars alone only give a rough height)."""
+        names = list(self.counts)
+        view = self.getPlotItem().vb
+        if not names or not view.sceneBoundingRect().contains(scene_pos):
+            self.hover_text = ""
+            QToolTip.hideText()
+            return
+        position = int(round(view.mapSceneToView(scene_pos).x()))
+        if not 0 <= position < len(names):
+            self.hover_text = ""
+            QToolTip.hideText()
+            return
+        name = names[position]
+        values = self.counts[name]
+        total = sum(values.get(split, 0) for split in self.splits)
+        parts = [f"{split} {values.get(split, 0):,}" for split in self.splits]
+        share = f" ({values.get('val', 0) / total:.0%} validation)" if "val" in self.splits and total else ""
+        self.hover_text = f"{name}: {' · '.join(parts)}{share}"
+        QToolTip.showText(QCursor.pos(), self.hover_text, self)
 
     def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val")) -> None:
         plot = self.getPlotItem()
@@ -28,6 +55,7 @@ class ClassChart(pg.PlotWidget):
             plot.removeItem(item)
         self._legend.clear()
         self.bars = {}
+        self.counts, self.splits = counts, splits
         names = list(counts)
         width = 0.8 / max(1, len(splits))
         colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "all": TRAIN_COLOUR}

@@ -95,6 +95,19 @@ def test_split_preview_counts_follow_strategy_and_are_saved(window: Any, qtbot: 
     assert table == {name: (c["train"], c["val"]) for name, c in expected.items()}
     qtbot.waitUntil(lambda: _saved_split(store) == {"strategy": "random", "ratio": 0.5, "seed": 7}, timeout=5_000)
 
+    # The class chart: bars per split, and hovering a class shows its exact counts.
+    qtbot.waitUntil(lambda: panel.chart is not None and panel.chart.counts == expected, timeout=20_000)
+    from PySide6.QtCore import QPointF
+
+    chart = panel.chart
+    first = next(iter(expected))
+    view = chart.getPlotItem().vb
+    chart._on_hover(view.mapViewToScene(QPointF(0.1, 0.5)))
+    train, val = expected[first]["train"], expected[first]["val"]
+    assert chart.hover_text.startswith(f"{first}: train {train} · val {val}"), chart.hover_text
+    chart._on_hover(view.mapViewToScene(QPointF(len(expected) + 3, 0.5)))  # right of the last class
+    assert chart.hover_text == ""
+
     # The grid's split filter uses the preview split.
     browser = window.datasets_page.browser
     browser.split_filter.setCurrentIndex(browser.split_filter.findData("val"))
