@@ -126,8 +126,9 @@ class TrainingAdapter(ABC):
         self.reporter.metrics(metrics, epoch=epoch, kind="epoch")
 
     def on_model_save(self, kind: str, path: Path, epoch: int, metric_name: str | None = None,
-                      metric_value: float | None = None) -> None:
-        self.reporter.checkpoint(kind, path, epoch=epoch, metric_name=metric_name, metric_value=metric_value)
+                      metric_value: float | None = None, sha256: str | None = None) -> None:
+        self.reporter.checkpoint(kind, path, epoch=epoch, metric_name=metric_name, metric_value=metric_value,
+                                 sha256=sha256)
 
     def on_train_end(self, result: TrainResult) -> None:  # noqa: B027 - optional hook
         """After training (completed or stopped)."""

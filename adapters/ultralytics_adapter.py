@@ -27,10 +27,12 @@ How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +204,7 @@ class UltralyticsAdapter(TrainingAdapter):
         self._best_epoch = 0
         self._final_metrics: dict[str, float] = {}
         self._inference_task: str | None = None
+        self._save_executor: ThreadPoolExecutor | None = None
 
     # ---- registry-level information ----
     @classmethod
@@ -428,6 +431,7 @@ class UltralyticsAdapter(TrainingAdapter):
         except StopTraining:
             status = "cancelled"
         finally:
+            self._finish_saving()
             (self.weights_dir / RESUME_FILE).unlink(missing_ok=True)
         if status == "completed":
             self._report_final_checkpoints()
@@ -476,10 +480,11 @@ class UltralyticsAdapter(TrainingAdapter):
     def _cb_model_save(self, trainer: Any) -> None:
         epoch = int(trainer.epoch) + 1
         last = Path(trainer.last)
-        # Ultralytics wrote last.pt in place; keep a copy that a kill can never truncate.
-        atomic_write_bytes(self.weights_dir / VERIFIED_LAST, last.read_bytes())
+        # Read now, before the next epoch overwrites last.pt; the copy, its fsync and the hashes
+        # (≈40 ms an epoch for yolo11n) happen in the saver thread while training goes on.
+        data = last.read_bytes()
         self._epochs_done = epoch
-        self.on_model_save("last", last, epoch)
+        best_update: tuple[str, float | None] | None = None
         best = Path(trainer.best)
         if best.is_file():
             stat = best.stat()
@@ -489,9 +494,37 @@ class UltralyticsAdapter(TrainingAdapter):
                 name = PRIMARY_METRIC[self.config.task]
                 self._best_value = map_epoch_metrics(trainer.metrics or {}).get(name)
                 self._best_epoch = epoch
-                info = {"epoch": epoch, "metric_name": name, "metric_value": self._best_value}
+                best_update = (name, self._best_value)
+        self._saver().submit(self._record_epoch_checkpoints, last, data, epoch, best, best_update)
+
+    def _saver(self) -> ThreadPoolExecutor:
+        if self._save_executor is None:
+            self._save_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vp-checkpoints")
+        return self._save_executor
+
+    def _record_epoch_checkpoints(self, last: Path, data: bytes, epoch: int, best: Path,
+                                  best_update: tuple[str, float | None] | None) -> None:
+        try:
+            # Ultralytics wrote last.pt in place; keep a copy that a kill can never truncate.
+            atomic_write_bytes(self.weights_dir / VERIFIED_LAST, data)
+            digest = hashlib.sha256(data).hexdigest()
+            self.on_model_save("last", last, epoch, sha256=digest)
+            if best_update is not None:
+                name, value = best_update
+                info = {"epoch": epoch, "metric_name": name, "metric_value": value}
                 atomic_write_bytes(self.weights_dir / BEST_INFO, json.dumps(info).encode("utf-8"))
-                self.on_model_save("best", best, epoch, metric_name=name, metric_value=self._best_value)
+                # Ultralytics writes best.pt from the same bytes as last.pt in the epoch it improves.
+                same = best.is_file() and best.stat().st_size == len(data)
+                self.on_model_save("best", best, epoch, metric_name=name, metric_value=value,
+                                   sha256=digest if same else None)
+        except Exception as exc:  # noqa: BLE001 - reported; the final checkpoints are recorded again at the end
+            self.reporter.warning(f"recording the epoch {epoch} checkpoints failed: {type(exc).__name__}: {exc}")
+
+    def _finish_saving(self) -> None:
+        """Wait for the saver thread: every epoch's checkpoint is recorded before the run ends."""
+        if self._save_executor is not None:
+            self._save_executor.shutdown(wait=True)
+            self._save_executor = None
 
     def _cb_fit_epoch_end(self, trainer: Any) -> None:
         raw: dict[str, Any] = {}

@@ -24,7 +24,8 @@ class Reporter(Protocol):
     def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
 
     def checkpoint(
-        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None
+        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None,
+        sha256: str | None = None,
     ) -> None: ...
 
     def artifact(self, kind: str, path: Path) -> None: ...
@@ -43,7 +44,7 @@ class NullReporter:
     def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
     def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
     def checkpoint(self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None,
-                   metric_value: float | None = None) -> None: ...
+                   metric_value: float | None = None, sha256: str | None = None) -> None: ...
     def artifact(self, kind: str, path: Path) -> None: ...
     def warning(self, message: str, path: str | None = None) -> None: ...
     def log(self, message: str, level: str = "info") -> None: ...
@@ -79,15 +80,17 @@ class JsonLinesReporter:
         self.writer.emit("metrics", kind=kind, epoch=epoch, step=step, values=clean)
 
     def checkpoint(
-        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None
+        self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None, metric_value: float | None = None,
+        sha256: str | None = None,
     ) -> None:
+        """``sha256`` when the caller hashed the bytes it wrote already; otherwise the file is hashed."""
         path = Path(path)
         self.writer.emit(
             "checkpoint",
             kind=kind,
             path=str(path.resolve()),
             epoch=epoch,
-            sha256=sha256_file(path),
+            sha256=sha256 or sha256_file(path),
             size=path.stat().st_size,
             metric_name=metric_name,
             metric_value=metric_value,
