@@ -2,8 +2,8 @@
 
 Built on the dataset viewer (zoom with wheel/+/-/0, pan by dragging, dark-outlined shapes), plus:
 labels with confidence, semi-transparent masks, keypoints, a message drawn on the canvas for bad
-input or a missing model, and drag and drop of images and folders. Re-filtering (sliders) replaces
-only the overlay items; the image stays.
+input or a missing model, and drag and drop of images and folders. The predictions of an image are
+one layer item (:class:`PredictionLayer`); re-filtering (sliders) only changes what it shows.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _label_font() -> QFont:
 
 @dataclass(frozen=True)
 class DrawnShape:
-    """One prediction the overlay layer can draw; kept for tests, tooltips and the batch table."""
+    """One prediction the overlay layer can draw (what ``box_items()`` and ``overlay_labels()`` report)."""
 
     shape_type: str  # rectangle | polygon | point
     label: str
