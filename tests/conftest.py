@@ -18,6 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# One S3 server (SeaweedFS on 127.0.0.1) per test session, for every layer that needs it.
+from tests.fixtures.s3server import s3, seaweedfs  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def _no_os_keyring() -> Iterator[None]:
+    """Never read or write the developer's real keyring from tests (a failing backend instead)."""
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
+
 
 @pytest.fixture
 def vp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -25,8 +25,6 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool  # noqa: E402
 
-from tests.fixtures.s3server import seaweedfs  # noqa: E402, F401  (session fixture: a real S3 server)
-
 # What `vision-platform models FW '*'` and `sysinfo` print (trimmed lists): the window is built
 # with a primed helper cache so tests do not start a torch-importing subprocess each time.
 # test_helper_process.py runs the real subprocess.

@@ -1,23 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.s3server import SeaweedFS, s3, seaweedfs  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def _no_os_keyring() -> Iterator[None]:
-    """Never read or write the developer's real keyring from tests (a failing backend instead)."""
-    import keyring
-    from keyring.backends import fail
-
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(previous)
+from tests.fixtures.s3server import SeaweedFS
 
 
 @pytest.fixture
