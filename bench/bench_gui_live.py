@@ -139,6 +139,19 @@ def bench_stall(seconds: float) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _time_redraws(charts: Any, panel: Any, step: int, count: int = 30) -> tuple[tuple[float, float], int]:
+    """(median, max) ms of adding one step and redrawing the panel, ``count`` times; the last step."""
+    times = []
+    for _ in range(count):
+        step += 1
+        charts.add_metrics("step", 1, step, {"train/loss": 0.5, "train/box_loss": 0.4, "train/cls_loss": 0.3})
+        started = time.perf_counter()
+        charts.redraw()
+        panel.viewport().repaint()
+        times.append((time.perf_counter() - started) * 1000)
+    return (statistics.median(times), max(times)), step
+
+
 def bench_redraw() -> list[tuple[str, str, str, str]]:
     charts = _charts(100_000)
     panel = charts.panels["loss_step"]
@@ -149,30 +162,14 @@ def bench_redraw() -> list[tuple[str, str, str, str]]:
             item.setClipToView(mode == "app")
         if mode == "app":  # the user's typical view while training: the latest part of the run
             panel.getPlotItem().setXRange(90_000, 100_000 + 200, padding=0)
-        times = []
         step = 100_000 + (0 if mode == "app" else 100)
-        for _ in range(30):
-            step += 1
-            charts.add_metrics("step", 1, step, {"train/loss": 0.5, "train/box_loss": 0.4, "train/cls_loss": 0.3})
-            started = time.perf_counter()
-            charts.redraw()
-            panel.viewport().repaint()
-            times.append((time.perf_counter() - started) * 1000)
-        results[mode] = (statistics.median(times), max(times))
+        results[mode], step = _time_redraws(charts, panel, step)
     # Whole-run view (auto range over all 100k points): downsampling alone must keep it fast.
     panel.getPlotItem().enableAutoRange()
     for item in panel.curves.values():
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
-    times = []
-    for _ in range(30):
-        step += 1
-        charts.add_metrics("step", 1, step, {"train/loss": 0.5, "train/box_loss": 0.4, "train/cls_loss": 0.3})
-        started = time.perf_counter()
-        charts.redraw()
-        panel.viewport().repaint()
-        times.append((time.perf_counter() - started) * 1000)
-    whole = (statistics.median(times), max(times))
+    whole, step = _time_redraws(charts, panel, step)
     charts.close()
     app_med, app_max = results["app"]
     base_med, base_max = results["baseline"]

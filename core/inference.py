@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from core.evaluation import box_iou
 from core.jobs.runner import worker_env
 
 RAW_CONF = 0.001  # Ultralytics validates at 0.001 too: tiny from-scratch models still show candidates
@@ -121,16 +122,15 @@ class InferenceClient:
             process.kill()
 
 
-def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    ix1 = np.maximum(x1[:, None], x1[None, :])
-    iy1 = np.maximum(y1[:, None], y1[None, :])
-    ix2 = np.minimum(x2[:, None], x2[None, :])
-    iy2 = np.minimum(y2[:, None], y2[None, :])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    union = areas[:, None] + areas[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+def _greedy_keep(suppress: np.ndarray) -> list[int]:
+    """Greedy suppression over boxes sorted by score: ``suppress[i, j]`` says box i removes box j."""
+    suppressed = np.zeros(len(suppress), dtype=bool)
+    keep: list[int] = []
+    for index in range(len(suppress)):
+        if not suppressed[index]:
+            keep.append(index)
+            suppressed |= suppress[index]
+    return keep
 
 
 def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
@@ -138,16 +138,9 @@ def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: fl
     order = np.argsort(-scores, kind="stable")
     if len(order) == 0:
         return order
-    overlaps = _iou_matrix(boxes)
-    same_class = classes[:, None] == classes[None, :]
-    suppressed = np.zeros(len(scores), dtype=bool)
-    keep = []
-    for index in order:
-        if suppressed[index]:
-            continue
-        keep.append(index)
-        suppressed |= (overlaps[index] > iou) & same_class[index]
-    return np.asarray(keep, dtype=int)
+    ordered = boxes[order]
+    same_class = classes[order][:, None] == classes[order][None, :]
+    return order[_greedy_keep((box_iou(ordered, ordered) > iou) & same_class)]
 
 
 class _PreparedBoxes:
@@ -164,20 +157,13 @@ class _PreparedBoxes:
         self.scores = scores[self.order]
         coords = np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes], dtype=float)[self.order]
         classes = np.array([b["class_id"] for b in boxes])[self.order]
-        overlaps = _iou_matrix(coords)
+        overlaps = box_iou(coords, coords)
         # Another class never suppresses: an IoU of -1 is never above a threshold.
         self.overlaps = np.where(classes[:, None] == classes[None, :], overlaps, -1.0)
 
     def kept(self, conf: float, iou: float) -> list[int]:
         count = int(np.searchsorted(-self.scores, -conf, side="right"))  # scores >= conf: a prefix
-        suppress = self.overlaps[:count, :count] > iou
-        suppressed = np.zeros(count, dtype=bool)
-        keep: list[int] = []
-        for index in range(count):
-            if not suppressed[index]:
-                keep.append(index)
-                suppressed |= suppress[index]
-        return sorted(int(self.order[i]) for i in keep)
+        return sorted(int(self.order[i]) for i in _greedy_keep(self.overlaps[:count, :count] > iou))
 
 
 _PREPARED: dict[int, _PreparedBoxes] = {}
