@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,38 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The network guard (tests/netguard): this process and every Python subprocess a test starts (workers,
+# the CLI, `mlflow ui`: they inherit PYTHONPATH and the log's name) refuse and log any connection or
+# name lookup that leaves the machine; `_no_network_leaves_the_machine` fails the test that caused one.
+NETGUARD = ROOT / "tests" / "netguard"
+NETGUARD_LOG = Path(tempfile.mkdtemp(prefix="vp-netguard-")) / "attempts.log"
+NETGUARD_LOG.touch()
+os.environ["VP_NETGUARD_LOG"] = str(NETGUARD_LOG)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+sys.path.insert(0, str(NETGUARD))
+import vp_netguard  # noqa: E402
+
+vp_netguard.install()
+
 # One S3 server (SeaweedFS on 127.0.0.1) per test session, for every layer that needs it.
 from tests.fixtures.s3server import s3, seaweedfs  # noqa: E402, F401
+
+
+def network_attempts_since(offset: int) -> str:
+    """What the network guard logged after ``offset`` bytes of its log (empty when nothing left)."""
+    with open(NETGUARD_LOG, encoding="utf-8") as handle:
+        handle.seek(offset)
+        return handle.read()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_leaves_the_machine() -> Iterator[None]:
+    """Fail a test if it, or a process it started, tried to reach or resolve a non-loopback host."""
+    offset = NETGUARD_LOG.stat().st_size
+    yield
+    attempts = network_attempts_since(offset)
+    if attempts:
+        pytest.fail("tried to leave the machine (tests/netguard):\n" + attempts[:4000], pytrace=False)
 
 
 @pytest.fixture(autouse=True)

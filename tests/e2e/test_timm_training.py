@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,10 @@ from core.config import config_from_dict
 from core.db.engine import Store, open_store
 from core.jobs import store as job_store
 from core.jobs.runner import JobRunner
+from tests.conftest import NETGUARD_LOG, network_attempts_since
 from tests.helpers.datasets_gen import make_imagefolder
+from tests.helpers.holds import Holds
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, home: Path, timeout: float = 300, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, VP_HOME=str(home), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, VP_HOME=str(home))  # PYTHONPATH: the repo and the network guard (conftest)
     env.update(extra_env or {})
     return subprocess.run([sys.executable, "-m", "vision_platform", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=str(ROOT))
@@ -39,6 +41,10 @@ def write_job(path: Path, dataset: Path, **overrides: object) -> Path:
     config.update(overrides)
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+# colour_dataset: 72 images, ~57 train at batch 8 = 7-8 batches an epoch; global batch 9 is inside epoch 2.
+EPOCH_2_BATCH = 9
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +118,6 @@ def test_train_cli_end_to_end(vp_home: Path, colour_dataset: Path, tmp_path: Pat
     assert "val/accuracy" in shown.stdout and "best" in shown.stdout and "last" in shown.stdout
 
 
-def _wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 def _start_in_thread(store: Store, job_id: int) -> tuple[threading.Thread, dict[str, str]]:
     outcome: dict[str, str] = {}
     thread = threading.Thread(target=lambda: outcome.update(status=JobRunner(store).run(job_id)))
@@ -133,10 +130,10 @@ def test_kill_minus_nine_mid_epoch_then_resume(vp_home: Path, colour_dataset: Pa
     config = config_from_dict({"dataset": str(colour_dataset), "model": "test_resnet", "epochs": 3, "batch_size": 8,
                                "image_size": 32, "seed": 3})
     job_id = job_store.create_job(store, config)
-    monkeypatch.setenv("VP_FAULT", "slow_step=0.15")  # slow batches so the kill lands mid-epoch
+    holds = Holds(vp_home / "holds", EPOCH_2_BATCH)  # held inside epoch 2: the kill lands mid-epoch
+    monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     thread, outcome = _start_in_thread(store, job_id)
-    _wait_for(lambda: (job_store.get_job(store, job_id).current_epoch or 0) >= 2
-              and job_store.latest_checkpoint(store, job_id, "last") is not None)
+    wait_until(lambda: holds.is_held(EPOCH_2_BATCH), "the worker held in epoch 2")
     worker_pid = job_store.get_job(store, job_id).worker_pid
     assert worker_pid
     os.kill(worker_pid, signal.SIGKILL)
@@ -168,10 +165,11 @@ def test_cancel_between_batches_then_extend(vp_home: Path, colour_dataset: Path,
     config = config_from_dict({"dataset": str(colour_dataset), "model": "test_resnet", "epochs": 2, "batch_size": 8,
                                "image_size": 32})
     job_id = job_store.create_job(store, config)
-    monkeypatch.setenv("VP_FAULT", "slow_step=0.15")
+    holds = Holds(vp_home / "holds", EPOCH_2_BATCH)  # held inside epoch 2: the cancel lands between batches
+    monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     thread, outcome = _start_in_thread(store, job_id)
-    _wait_for(lambda: job_store.latest_checkpoint(store, job_id, "last") is not None
-              and (job_store.get_job(store, job_id).current_epoch or 0) >= 2)
+    wait_until(lambda: holds.is_held(EPOCH_2_BATCH), "the worker held in epoch 2")
+    assert job_store.latest_checkpoint(store, job_id, "last") is not None
     assert job_store.request_cancel(store, job_id) == "stopping"
     thread.join(60)
     assert outcome["status"] == "cancelled"
@@ -201,13 +199,13 @@ def test_bad_inputs_give_clear_errors(vp_home: Path, colour_dataset: Path, tmp_p
     assert "unknown timm model 'resnet_99x'" in bad_model.stderr
     assert "Traceback" not in bad_model.stderr  # a user error, not a crash
 
-    started = time.monotonic()
+    offset = NETGUARD_LOG.stat().st_size
     no_weights = run_cli("train", str(write_job(tmp_path / "d.yaml", colour_dataset, model="resnet18", pretrained=True)),
                          home=vp_home, extra_env={"HF_HOME": str(tmp_path / "empty_hf")})
     assert no_weights.returncode == 1
     assert "pretrained weights for 'resnet18' are not on this computer" in no_weights.stderr
     assert "Import a weights file" in no_weights.stderr and "train from scratch" in no_weights.stderr
-    assert time.monotonic() - started < 60  # no minutes-long download retry
+    assert network_attempts_since(offset) == ""  # no download tried (so no minutes-long retry either)
 
 
 def test_corrupt_image_is_skipped_and_reported(vp_home: Path, tmp_path: Path) -> None:
@@ -233,19 +231,20 @@ def test_app_killed_worker_follows_and_job_becomes_interrupted(vp_home: Path, co
     import psutil
 
     job_file = write_job(tmp_path / "job.yaml", colour_dataset, epochs=3)
-    env = dict(os.environ, VP_HOME=str(vp_home), PYTHONPATH=str(ROOT), VP_FAULT="slow_step=0.2")
+    holds = Holds(tmp_path / "holds", 1)  # the worker waits after its first batch: the app dies mid-run
+    env = dict(os.environ, VP_HOME=str(vp_home), VP_FAULT=holds.fault_spec)
     cli = subprocess.Popen([sys.executable, "-m", "vision_platform", "train", str(job_file)], env=env, cwd=str(ROOT),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = open_store()
     try:
-        _wait_for(lambda: bool(job_store.list_jobs(store)) and (job_store.list_jobs(store)[0].current_step or 0) >= 1)
+        wait_until(lambda: holds.is_held(1), "the worker's first batch")
         job = job_store.list_jobs(store)[0]
         assert job.status == "running" and job.worker_pid
         cli.kill()  # the app (runner) dies without any cleanup
         cli.wait(10)
         # The worker notices its parent is gone and exits by itself (no orphan holding the GPU).
-        _wait_for(lambda: not psutil.pid_exists(job.worker_pid) or psutil.Process(job.worker_pid).status() == "zombie",
-                  timeout=15)
+        wait_until(lambda: not psutil.pid_exists(job.worker_pid) or psutil.Process(job.worker_pid).status() == "zombie",
+                   "the orphaned worker's exit")
     finally:
         if cli.poll() is None:
             cli.kill()

@@ -64,6 +64,21 @@ def store(vp_home: Path) -> Iterator[Any]:
     close_all_stores()
 
 
+REPO_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots_dir(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots: a temp dir, or ``docs/screenshots/`` with VP_REFRESH_SCREENSHOTS=1.
+
+    A normal test run never rewrites tracked files; ``VP_REFRESH_SCREENSHOTS=1 make test`` refreshes the
+    pictures the README links to.
+    """
+    folder = REPO_SCREENSHOTS if os.environ.get("VP_REFRESH_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def make_helpers() -> Any:
     from app.helper_process import HelperService
 

@@ -78,7 +78,9 @@ def test_split_preview_counts_follow_strategy_and_are_saved(window: Any, qtbot: 
     window.datasets_page.add_dataset_path(str(dice))
     loaded = wait_dataset(qtbot, window)
     panel = window.datasets_page.split_panel
-    qtbot.wait(200)
+    model = window.datasets_page.browser.model  # the grid's first thumbnails are painted, then:
+    first = str(model.record(0).path)
+    qtbot.waitUntil(lambda: model.loader._memory.get(first) is not None, timeout=10_000)
     assert not panel.counts  # computed when looked at, not while the grid paints its first thumbnails
     window.datasets_page.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: not panel.busy() and bool(panel.counts), timeout=10_000)

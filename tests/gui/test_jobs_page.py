@@ -18,11 +18,9 @@ from app.look import STATUS_COLOURS
 from app.models.jobs_table import COL_STATUS
 from tests.gui.conftest import make_helpers
 from tests.helpers.datasets_gen import make_imagefolder
+from tests.helpers.holds import Holds
 
 pytestmark = pytest.mark.slow
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
 
 @pytest.fixture
 def queue(window: Any, store: Any) -> Iterator[Any]:
@@ -54,7 +52,12 @@ def _status(page: Any, job_id: int) -> str:
 
 
 def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store: Any, queue: Any, qtbot: Any,
-                                                            tmp_path: Path, qsettings_dir: Path) -> None:
+                                                            tmp_path: Path, qsettings_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, shots_dir: Path) -> None:
+    # The worker is held after batch 1 and after batch 4 (epoch 2's first; 3 batches an epoch): the
+    # job is running at both checks by construction, whatever the machine's speed.
+    holds = Holds(tmp_path / "holds", 1, 4)
+    monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     window.show_page("jobs")
     page = window.jobs_page
     qtbot.waitUntil(lambda: page.charts is not None, timeout=30_000)
@@ -62,25 +65,23 @@ def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store:
     qtbot.waitUntil(lambda: page.model.job(job_id) is not None, timeout=10_000)
     page.select_job(job_id)
 
-    # While the job runs, the step-loss curve grows (live events, not only the reload at the end).
-    seen_while_running: list[int] = []
-    shot_taken = False
+    def step_points() -> int:
+        return sum(page.charts.curve_points("loss_step").values())
 
-    def grew() -> bool:
-        nonlocal shot_taken
-        points = sum(page.charts.curve_points("loss_step").values())
-        if _status(page, job_id) == "running" and points:
-            if not seen_while_running or points > seen_while_running[-1]:
-                seen_while_running.append(points)
-            if not shot_taken and page.charts.curve_points("metrics_epoch") and not page.charts.data.dirty:
-                SHOTS.mkdir(parents=True, exist_ok=True)
-                assert window.grab().save(str(SHOTS / "jobs_training.png"))
-                shot_taken = True
-        return (len(seen_while_running) >= 2 and shot_taken) or _status(page, job_id) in ("completed", "failed")
+    # Held after batch 1: the live step-loss curve shows it while the job runs.
+    qtbot.waitUntil(lambda: holds.is_held(1) and step_points() >= 1, timeout=120_000)
+    assert _status(page, job_id) == "running"
+    first_points = step_points()
+    holds.release(1)
 
-    qtbot.waitUntil(grew, timeout=120_000)
-    assert len(seen_while_running) >= 2, f"curve did not grow while running: {seen_while_running}"
-    assert shot_taken, "no epoch metrics were drawn while the job ran"
+    # Held in epoch 2: the curve grew from live events and epoch 1's metrics are drawn.
+    qtbot.waitUntil(lambda: holds.is_held(4) and step_points() > first_points
+                    and bool(page.charts.curve_points("metrics_epoch")) and not page.charts.data.dirty,
+                    timeout=120_000)
+    assert _status(page, job_id) == "running"
+    running_points = step_points()
+    assert window.grab().save(str(shots_dir / "jobs_training.png"))
+    holds.release(4)
     qtbot.waitUntil(lambda: _status(page, job_id) in ("completed", "failed"), timeout=120_000)
     row = page.model.job(job_id)
     assert row is not None and row.status == "completed", row
@@ -103,7 +104,7 @@ def test_live_charts_follow_a_real_run_and_survive_a_restart(window: Any, store:
         assert vx0 <= x0 and x1 <= vx1 and vy0 <= y0 and y1 <= vy1, panel_id
         assert vy1 - vy0 <= 5 * max(y1 - y0, abs(y1) * 0.2), (panel_id, (vy0, vy1), (y0, y1))
     final_steps = page.charts.curve_points("loss_step")["train/loss"]
-    assert final_steps >= seen_while_running[-1]
+    assert final_steps > running_points
     assert page.charts.curve_points("lr")
     qtbot.waitUntil(lambda: "epoch 3" in page.log.plain_text(), timeout=10_000)
     page.log.search.setText("epoch 2")
@@ -205,14 +206,15 @@ def test_resume_extend_compare_and_mlflow_with_real_runs(window: Any, store: Any
     window.queue = job_queue
     window.show_page("jobs")
     page = window.jobs_page
-    monkeypatch.setenv("VP_FAULT", "slow_step=1.0")  # epoch 2 lasts seconds: time to cancel inside it
+    holds = Holds(tmp_path / "holds", 4)  # held at epoch 2's first batch: the cancel lands inside epoch 2
+    monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     job_queue.start()
     try:
         first = _queue_tiny_job(window, store, tmp_path / "a", epochs=2)
         qtbot.waitUntil(lambda: page.model.job(first) is not None, timeout=10_000)
         page.select_job(first)
-        qtbot.waitUntil(lambda: (c := job_store.latest_checkpoint(store, first, "last")) is not None and c.epoch == 1,
-                        timeout=120_000)
+        qtbot.waitUntil(lambda: holds.is_held(4) and _status(page, first) == "running", timeout=120_000)
+        assert job_store.latest_checkpoint(store, first, "last").epoch == 1  # type: ignore[union-attr]
         page.cancel_selected()
         qtbot.waitUntil(lambda: _status(page, first) == "cancelled", timeout=60_000)
         assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1]
@@ -226,8 +228,8 @@ def test_resume_extend_compare_and_mlflow_with_real_runs(window: Any, store: Any
 
         qtbot.waitUntil(lambda: page.extend_action.isEnabled(), timeout=10_000)
         page.extend_selected(1)
-        qtbot.waitUntil(lambda: _status(page, first) == "running", timeout=60_000)
-        qtbot.waitUntil(lambda: _status(page, first) == "completed", timeout=120_000)
+        qtbot.waitUntil(lambda: len(job_store.metric_rows(store, first, kind="epoch")) == 3
+                        and _status(page, first) == "completed", timeout=120_000)
         assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1, 2, 3]
         assert job_store.latest_checkpoint(store, first, "last").epoch == 3  # type: ignore[union-attr]
         assert page.model.index(page.model.row_for(first), 3).data() == "3/3"

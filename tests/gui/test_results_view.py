@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.config import config_from_dict
 from core.db.models import Artifact
 from core.jobs import store as job_store
@@ -14,7 +16,8 @@ from tests.helpers.datasets_gen import make_imagefolder
 
 
 def test_confusion_matrix_cells_list_images_and_show_prediction(window: Any, store: Any, qtbot: Any,
-                                                                tmp_path: Path) -> None:
+                                                                tmp_path: Path, shots_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_imagefolder(tmp_path / "data", classes=("cat", "dog"), per_class=3, size=32)
     cats = sorted((data / "cat").iterdir())
     dogs = sorted((data / "dog").iterdir())
@@ -50,19 +53,23 @@ def test_confusion_matrix_cells_list_images_and_show_prediction(window: Any, sto
     assert len(curves) == 2
     assert sorted(curve.name() for curve in curves) == ["cat (AP 1.00)", "dog (AP 1.00)"]
 
+    # The page's own refresh reloads the same file: the open cell must survive it.
+    shown: list[int] = []
+    show = results._show
+    monkeypatch.setattr(results, "_show", lambda items: (shown.append(len(items)), show(items)))
     window.show_page("jobs")
     window.pages["jobs"].tabs.setCurrentWidget(results)
-    qtbot.wait(500)  # the page's own refresh reloads the same file: the open cell must survive it
+    results.refresh()
+    qtbot.waitUntil(lambda: len(shown) >= 1, timeout=10_000)
     view.show_cell(0, 1)
-    qtbot.wait(500)
+    results.refresh()
+    qtbot.waitUntil(lambda: len(shown) >= 2, timeout=10_000)
     assert view.images.count() == 1
-    shots = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    assert window.grab().save(str(shots / "jobs_results_confusion.png"))
+    assert window.grab().save(str(shots_dir / "jobs_results_confusion.png"))
 
 
 def test_detection_confusion_matrix_has_background_and_draws_boxes(window: Any, store: Any, qtbot: Any,
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path, shots_dir: Path) -> None:
     from tests.helpers.datasets_gen import make_dice_detection
 
     data = make_dice_detection(tmp_path / "dice", n=2, size=64)
@@ -106,5 +113,4 @@ def test_detection_confusion_matrix_has_background_and_draws_boxes(window: Any, 
     assert greens(preview) > 20 and greens(QImage(str(images[0]))) == 0
     curves = view.pr_plot.getPlotItem().listDataItems()
     assert sorted(curve.name() for curve in curves) == ["circle (AP 1.00)", "square (AP 0.50)"]
-    shots = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-    assert window.grab().save(str(shots / "jobs_results_detection.png"))
+    assert window.grab().save(str(shots_dir / "jobs_results_detection.png"))

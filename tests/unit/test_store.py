@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -79,38 +78,50 @@ def test_concurrent_reads_and_writes_never_fail_with_locked(store: Store, tmp_pa
     errors: list[BaseException] = []
     stop = threading.Event()
 
+    rounds = {"writer": 0, "reader": 0, "second_writer": 0}
+    enough = {"writer": 200, "reader": 100, "second_writer": 100}  # every thread overlaps the others
+
+    def count(name: str) -> None:
+        rounds[name] += 1
+        if all(rounds[key] >= enough[key] for key in enough):
+            stop.set()
+
     def writer() -> None:
         try:
             while not stop.is_set():
                 with store.write() as session:
                     session.add(TrainingMetric(job_id=job_id, epoch=1, step=1, loss=0.1, kind="step"))
+                count("writer")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
+            stop.set()
 
     def reader() -> None:
         try:
             while not stop.is_set():
                 job_store.metric_count(store, job_id)
                 job_store.list_jobs(store)
+                count("reader")
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
+            stop.set()
 
     def second_writer() -> None:
         try:
             while not stop.is_set():
-                job_store.update_job(store, job_id, current_step=int(time.time() * 1000) % 100000)
+                job_store.update_job(store, job_id, current_step=rounds["second_writer"])
+                count("second_writer")
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
+            stop.set()
 
     threads = [threading.Thread(target=t) for t in (writer, reader, reader, second_writer)]
     for thread in threads:
         thread.start()
-    time.sleep(3)
-    stop.set()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert job_store.metric_count(store, job_id) > 10
+    assert job_store.metric_count(store, job_id) >= enough["writer"]
     with sqlite3.connect(store.db_file) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -59,18 +58,15 @@ def test_unreadable_headers_raise_naming_the_file(tmp_path: Path, content: bytes
         read_image_size(path)
 
 
-def test_png_bomb_rejected_from_header_fast_without_allocating(tmp_path: Path) -> None:
+def test_png_bomb_rejected_from_header_without_allocating(tmp_path: Path) -> None:
     path = png_header_only(tmp_path / "bomb.png", 50000, 50000)
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(DatasetError, match=r"bomb\.png.*50000x50000"):
         check_image_limits(path)
     with pytest.raises(DatasetError, match="pixel limit"):
         load_image_rgb(path)
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 1.0
     assert peak < 5 * 1024 * 1024
 
 
