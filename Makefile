@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: setup
 
 test: setup lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider -q -ra --durations=15 tests
+
+# Lint + unit + GUI tests without real training runs (tests marked slow): the quick loop while coding.
+test-fast: setup lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider -q -ra -m "not slow" --durations=10 tests/unit tests/gui
 
 bench: setup
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_all.py

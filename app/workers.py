@@ -5,6 +5,11 @@ small object a task uses to report progress, hand over partial results and notic
 Results, progress and errors come back as queued signals, so callbacks always run on the GUI thread.
 Errors without an ``on_error`` callback go to the single :func:`notifier`, which the main window shows
 in place (status bar) with the traceback one click away.
+
+Every task has an owner (the widget its callbacks touch): results for a deleted widget are dropped.
+A widget that reloads something (a job's details, a list) starts it through its :class:`TaskSlots`
+(Orange3's ``ConcurrentMixin`` pattern): one task per slot, a new start cancels the old one, and only
+the newest task's callbacks run, so no widget compares ids by hand to drop a stale result.
 """
 
 from __future__ import annotations
@@ -182,3 +187,48 @@ def run_task(
     _live.add(handle)
     (pool or task_pool()).start(_Runnable(fn, state, signals, title))
     return handle
+
+
+class TaskSlots:
+    """Named slots of background work for one widget: one task per slot, the newest wins.
+
+    ``slots.start("detail", fn, on_result=…)`` cancels the task still running in ``"detail"`` and
+    starts ``fn``; callbacks of a superseded task never run (its result is dropped, even if it
+    finished first). The owner is always the widget, so nothing reaches it after it is deleted.
+    """
+
+    def __init__(self, owner: QObject) -> None:
+        self.owner = owner
+        self._current: dict[str, TaskHandle] = {}
+
+    def start(self, slot: str, fn: Callable[[TaskState], Any], **options: Any) -> TaskHandle:
+        """``options``: ``run_task``'s (title, pool, on_result, …) except ``owner``."""
+        self.cancel(slot)
+        box: list[TaskHandle] = []
+
+        def current(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+            if callback is None:
+                return None
+            return lambda *args: callback(*args) if box and self._current.get(slot) is box[0] else None
+
+        wrapped: dict[str, Any] = {
+            name: current(value) if name.startswith("on_") and name != "on_finished" else value
+            for name, value in options.items()
+        }
+        handle = run_task(fn, owner=self.owner, **wrapped)
+        box.append(handle)
+        self._current[slot] = handle
+        return handle
+
+    def running(self, slot: str) -> bool:
+        handle = self._current.get(slot)
+        return handle is not None and not handle.done
+
+    def cancel(self, slot: str) -> None:
+        handle = self._current.pop(slot, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_all(self) -> None:
+        for slot in list(self._current):
+            self.cancel(slot)
