@@ -1,9 +1,9 @@
-"""The seed's ``TrainingAdapter`` interface, with one hook vocabulary for every framework.
+"""The design document's ``TrainingAdapter`` interface, with one hook vocabulary for every framework.
 
 An adapter runs inside a worker process. It reports only through a ``core.reporter.Reporter``
 (never the DB, MLflow or Qt). Lifecycle, as Ultralytics/Lightning name it:
 
-    prepare_data → prepare_model → on_train_start
+    prepare_data → on_dataset_ready → prepare_model → on_train_start
       → per epoch: [batches: reporter.should_stop() checked between them]
                    on_train_epoch_end → validate → on_fit_epoch_end → on_model_save
     → on_train_end
@@ -14,15 +14,19 @@ An adapter runs inside a worker process. It reports only through a ``core.report
 from __future__ import annotations
 
 import fnmatch
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from core.config import JobConfig
+from core.contracts import InferenceResult
+from core.files import atomic_write_bytes
 from core.reporter import Reporter
+from core.rundir import RunDir
+
+__all__ = ["AdapterError", "StopTraining", "TrainResult", "TrainingAdapter", "atomic_write_bytes",
+           "sweep_stale_temp_files"]
 
 
 class AdapterError(RuntimeError):
@@ -44,21 +48,6 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, fsync, then ``os.replace`` (like timm's CheckpointSaver)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def sweep_stale_temp_files(folder: Path) -> None:
     """Temp files left by a kill mid-save are never valid checkpoints."""
     for stale in folder.glob(".*.tmp"):
@@ -73,11 +62,13 @@ class TrainingAdapter(ABC):
                  job_id: int | None = None, project_id: int | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.reporter = reporter
         self.resume = resume
         self.job_id = job_id
         self.project_id = project_id
-        self.weights_dir = self.run_dir / "weights"
+        self.class_names: list[str] = []  # set by prepare_data (training) or load_checkpoint (inference)
+        self.weights_dir = self.files.wdir
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         sweep_stale_temp_files(self.weights_dir)
 
@@ -95,7 +86,7 @@ class TrainingAdapter(ABC):
         """Whether pretrained weights for ``model`` are on disk (never downloads)."""
         return False
 
-    # ---- the seed's interface ----
+    # ---- the design document's interface ----
     @abstractmethod
     def prepare_data(self) -> None: ...
 
@@ -112,9 +103,13 @@ class TrainingAdapter(ABC):
     def load_checkpoint(self, path: Path, *, trusted: bool = False) -> None: ...
 
     @abstractmethod
-    def run_inference(self, image: str | Path | bytes, **options: Any) -> dict[str, Any]: ...
+    def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult: ...
 
     # ---- hooks: the default implementations report; adapters call them at the right moments ----
+    def on_dataset_ready(self) -> None:
+        """After prepare_data: the class count goes to the job row (``training_jobs.num_classes``)."""
+        self.reporter.dataset(num_classes=len(self.class_names), class_names=list(self.class_names))
+
     def on_train_start(self) -> None:
         self.reporter.status("training", f"{self.config.model} on {self.config.dataset}")
 
@@ -136,6 +131,7 @@ class TrainingAdapter(ABC):
     def fit(self) -> TrainResult:
         self.reporter.status("preparing", "Reading the dataset")
         self.prepare_data()
+        self.on_dataset_ready()
         self.reporter.status("preparing", "Building the model")
         self.prepare_model()
         self.on_train_start()

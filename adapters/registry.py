@@ -13,6 +13,7 @@ from adapters.base import AdapterError, TrainingAdapter
 _ENTRY_POINTS: dict[str, str] = {
     "timm": "adapters.timm_adapter:TimmAdapter",
     "ultralytics": "adapters.ultralytics_adapter:UltralyticsAdapter",
+    "transformers": "adapters.transformers_adapter:TransformersAdapter",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from adapters import faults
 from adapters.base import AdapterError, TrainingAdapter, TrainResult, atomic_write_bytes
+from core.contracts import ClassifyValItem, InferenceResult, inference_result
 
 CHECKPOINT_FORMAT = 1
 DECODED_CACHE_BYTES = 6 * 1024**3
@@ -202,7 +203,7 @@ class TimmAdapter(TrainingAdapter):
             self._restore_for_resume()
 
     def _restore_for_resume(self) -> None:
-        last = self.weights_dir / "last.pt"
+        last = self.files.last
         if not last.is_file():
             raise AdapterError(f"cannot resume: {last} does not exist")
         state = self._read_checkpoint(last)
@@ -277,7 +278,7 @@ class TimmAdapter(TrainingAdapter):
                         epoch=epoch, step=global_step, kind="step",
                     )
                     self.reporter.progress(epoch, config.epochs, step, steps)
-                faults.after_batch(global_step)
+                faults.after_batch(global_step, self.reporter.should_stop)
             if stopped:
                 status = "cancelled"
                 break
@@ -306,8 +307,8 @@ class TimmAdapter(TrainingAdapter):
             epochs_completed=epochs_completed,
             best_metric_name="val/accuracy",
             best_metric_value=self.best_metric,
-            best_checkpoint=self.weights_dir / "best.pt",
-            last_checkpoint=self.weights_dir / "last.pt",
+            best_checkpoint=self.files.best,
+            last_checkpoint=self.files.last,
         )
 
     def validate(self) -> dict[str, float]:
@@ -360,30 +361,29 @@ class TimmAdapter(TrainingAdapter):
         buffer = io.BytesIO()
         torch.save(self._state(epoch), buffer)
         data = buffer.getvalue()
-        last = self.weights_dir / "last.pt"
+        last = self.files.last
         atomic_write_bytes(last, data)
         self.on_model_save("last", last, epoch, "val/accuracy", self.best_metric)
         if best:
-            best_path = self.weights_dir / "best.pt"
+            best_path = self.files.best
             atomic_write_bytes(best_path, data)
             self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric)
 
     def _write_val_predictions(self, epoch: int) -> None:
         """Per-image validation predictions of the best model: the GUI's interactive confusion matrix
         and PR curves are built from this file (core.evaluation)."""
-        import json
+        from core.evaluation import save_val_predictions
 
         probabilities = self.last_val_probabilities
         if probabilities is None:
             return
         _images, labels, paths = self.val_data
-        items = [
+        items: list[ClassifyValItem] = [
             {"path": str(path), "true": int(label), "pred": int(row.argmax()), "scores": [round(float(v), 5) for v in row]}
             for path, label, row in zip(paths, labels.tolist(), probabilities, strict=True)
         ]
-        target = self.run_dir / "val_predictions.json"
-        payload = {"format": 1, "task": "classify", "epoch": epoch, "class_names": self.class_names, "items": items}
-        atomic_write_bytes(target, json.dumps(payload).encode("utf-8"))
+        target = save_val_predictions(self.files.val_predictions, task="classify", epoch=epoch,
+                                      class_names=self.class_names, items=items)
         self.reporter.artifact("val_predictions", target)
 
     @staticmethod
@@ -415,7 +415,7 @@ class TimmAdapter(TrainingAdapter):
         self.std = torch.tensor(state["std"]).view(1, 3, 1, 1).to(self.device) * 255
         self.use_cuda = self.device.startswith("cuda")
 
-    def run_inference(self, image: str | Path | bytes, **options: Any) -> dict[str, Any]:
+    def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult:
         import numpy as np
         from PIL import Image
 
@@ -441,18 +441,11 @@ class TimmAdapter(TrainingAdapter):
             probabilities = self.model(self._normalise(batch)).float().softmax(1)[0].cpu()
         k = min(top_k, len(self.class_names))
         values, indices = probabilities.topk(k)
-        return {
-            "task": "classify",
-            "inference_time_ms": (time.perf_counter() - started) * 1000,
-            "image_size": [width, height],
-            "top_k": [
-                {"class_id": int(i), "label": self.class_names[int(i)], "confidence": float(v)}
-                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-            ],
-            "boxes": [],
-            "masks": [],
-            "keypoints": [],
-        }
+        return inference_result(
+            "classify", elapsed_ms=(time.perf_counter() - started) * 1000, image_size=(width, height),
+            top_k=[{"class_id": int(i), "label": self.class_names[int(i)], "confidence": float(v)}
+                   for v, i in zip(values.tolist(), indices.tolist(), strict=True)],
+        )
 
 
 def _cached_pretrained_file(model_name: str) -> Path | None:

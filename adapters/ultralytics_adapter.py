@@ -1,4 +1,4 @@
-"""Ultralytics YOLO behind the seed's ``TrainingAdapter`` interface (detect, segment, classify, pose).
+"""Ultralytics YOLO behind the design document's ``TrainingAdapter`` interface (detect, segment, classify, pose).
 
 How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.py``):
 
@@ -27,7 +27,6 @@ How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -42,14 +41,15 @@ from PIL import Image
 from adapters import ultralytics_models as models
 from adapters.base import AdapterError, StopTraining, TrainingAdapter, TrainResult, atomic_write_bytes
 from adapters.ultralytics_env import import_ultralytics
+from adapters.ultralytics_eval import class_names_of
 from adapters.ultralytics_metrics import PRIMARY_METRIC, map_epoch_metrics, step_metrics
 from core import paths
+from core.contracts import Box, ClassScore, InferenceResult, KeypointInstance, Mask, inference_result
+from core.files import sha256_bytes
+from core.rundir import RESULTS_CSV
 
 log = logging.getLogger(__name__)
 
-VERIFIED_LAST = "last.verified.pt"
-BEST_INFO = "best.json"  # epoch and metric of best.pt, so a resumed run can re-record it after final_eval
-RESUME_FILE = "resume_from.pt"
 _OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 # Arguments the adapter owns: a framework_args entry for one of these would break the run layout or trust.
 _RESERVED_ARGS = frozenset({"data", "project", "name", "exist_ok", "resume", "model", "save_dir", "mode", "task"})
@@ -61,7 +61,7 @@ _SHAPES_FOR_TASK = {
 }
 _ARTIFACT_PATTERNS = (
     ("results.png", "results"),
-    ("results.csv", "results"),
+    (RESULTS_CSV, "results"),
     ("confusion_matrix*.png", "confusion_matrix"),
     ("*curve*.png", "plot"),
     ("labels*.jpg", "plot"),
@@ -97,7 +97,9 @@ def _torch_load(path: Path) -> Any:
     import_ultralytics()
     from ultralytics.utils.patches import torch_load
 
-    return torch_load(path, map_location="cpu")
+    # A full Ultralytics checkpoint is a pickle of the model object: callers pass only files that
+    # require_trust accepted (our run dirs, imported weights, Ultralytics' cache, or confirmed by the user).
+    return torch_load(path, map_location="cpu", weights_only=False)
 
 
 def checkpoint_task(path: str | Path, *, trusted: bool = False) -> str:
@@ -239,16 +241,17 @@ class UltralyticsAdapter(TrainingAdapter):
             _check_annotations(index, config.task, config.dataset)
             split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
             # Regenerated on every start (resume included): the layout is ours, never the user's YAML.
-            out_dir = to_yolo(index, self.run_dir / "data", task=config.task, split=split, link=True)
+            out_dir = to_yolo(index, self.files.data, task=config.task, split=split, link=True)
         except DatasetError as exc:
             raise AdapterError(str(exc)) from exc
         report = read_conversion_report(out_dir)
         for message in [*report.get("warnings", []), *(f"skipped {item}" for item in report.get("skipped", []))][:20]:
             self.reporter.warning(str(message))
-        # Classify trains from the folder tree; the others from our data.yaml.
-        self.data_path = out_dir if config.task == "classify" else _write_data_yaml(out_dir)
-        if config.task == "classify":
-            _write_data_yaml(out_dir)  # validates train/ and val/ exist; Ultralytics reads the folders
+        # Classify trains from the folder tree (data.yaml still validates train/ and val/); the others
+        # from our data.yaml.
+        data_yaml = _write_data_yaml(out_dir)
+        self.data_path = out_dir if config.task == "classify" else data_yaml
+        self.class_names = class_names_of(out_dir)
 
     # ---- model ----
     def _resolve_source(self) -> Path | str:
@@ -316,7 +319,7 @@ class UltralyticsAdapter(TrainingAdapter):
         return ckpt
 
     def _prepare_resume(self) -> Path:
-        candidates = [(p, self._load_full_state(p)) for p in (self.weights_dir / "last.pt", self.weights_dir / VERIFIED_LAST)]
+        candidates = [(p, self._load_full_state(p)) for p in (self.files.last, self.files.verified_last)]
         usable = [(p, c) for p, c in candidates if c is not None]
         if not usable:
             raise AdapterError(f"{self.run_dir}: no checkpoint with training state to resume from (last.pt is missing or damaged)")
@@ -344,7 +347,7 @@ class UltralyticsAdapter(TrainingAdapter):
 
         buffer = io.BytesIO()
         torch.save(ckpt, buffer)
-        target = self.weights_dir / RESUME_FILE
+        target = self.files.resume_from
         atomic_write_bytes(target, buffer.getvalue())
         self._start_epoch = self._epochs_done = done
         self._restore_best_info()
@@ -353,8 +356,8 @@ class UltralyticsAdapter(TrainingAdapter):
 
     def _restore_best_info(self) -> None:
         """best.pt from before the resume: who it is, so an unchanged best is not re-attributed."""
-        best = self.weights_dir / "best.pt"
-        info_file = self.weights_dir / BEST_INFO
+        best = self.files.best
+        info_file = self.files.best_info
         if not (best.is_file() and info_file.is_file()):
             return
         try:
@@ -432,13 +435,13 @@ class UltralyticsAdapter(TrainingAdapter):
             status = "cancelled"
         finally:
             self._finish_saving()
-            (self.weights_dir / RESUME_FILE).unlink(missing_ok=True)
+            self.files.resume_from.unlink(missing_ok=True)
         if status == "completed":
             self._report_final_checkpoints()
             self._write_val_predictions()
         self._report_artifacts()
-        best = self.weights_dir / "best.pt"
-        last = self.weights_dir / "last.pt"
+        best = self.files.best
+        last = self.files.last
         return TrainResult(
             status=status,
             epochs_completed=self._epochs_done,
@@ -506,13 +509,13 @@ class UltralyticsAdapter(TrainingAdapter):
                                   best_update: tuple[str, float | None] | None) -> None:
         try:
             # Ultralytics wrote last.pt in place; keep a copy that a kill can never truncate.
-            atomic_write_bytes(self.weights_dir / VERIFIED_LAST, data)
-            digest = hashlib.sha256(data).hexdigest()
+            atomic_write_bytes(self.files.verified_last, data)
+            digest = sha256_bytes(data)
             self.on_model_save("last", last, epoch, sha256=digest)
             if best_update is not None:
                 name, value = best_update
                 info = {"epoch": epoch, "metric_name": name, "metric_value": value}
-                atomic_write_bytes(self.weights_dir / BEST_INFO, json.dumps(info).encode("utf-8"))
+                atomic_write_bytes(self.files.best_info, json.dumps(info).encode("utf-8"))
                 # Ultralytics writes best.pt from the same bytes as last.pt in the epoch it improves.
                 same = best.is_file() and best.stat().st_size == len(data)
                 self.on_model_save("best", best, epoch, metric_name=name, metric_value=value,
@@ -543,10 +546,10 @@ class UltralyticsAdapter(TrainingAdapter):
     # ---- after training ----
     def _report_final_checkpoints(self) -> None:
         """final_eval strips the optimizer from best.pt/last.pt: record their final hashes."""
-        last = self.weights_dir / "last.pt"
+        last = self.files.last
         if last.is_file():
             self.on_model_save("last", last, self._epochs_done)
-        best = self.weights_dir / "best.pt"
+        best = self.files.best
         if best.is_file() and self._best_epoch:
             self.on_model_save("best", best, self._best_epoch, metric_name=PRIMARY_METRIC[self.config.task],
                                metric_value=self._best_value)
@@ -556,7 +559,7 @@ class UltralyticsAdapter(TrainingAdapter):
         matrix. A failure here costs the run nothing: it is reported as a warning."""
         from adapters.ultralytics_eval import write_val_predictions
 
-        best = self.weights_dir / "best.pt"
+        best = self.files.best
         if not best.is_file() or self.data_path is None:
             return
         data_dir = self.data_path if self.data_path.is_dir() else self.data_path.parent
@@ -564,7 +567,7 @@ class UltralyticsAdapter(TrainingAdapter):
         try:
             written = write_val_predictions(best, data_dir, self.config.task, image_size=self.config.image_size,
                                             device=self._device(), epoch=self._best_epoch or None,
-                                            target=self.run_dir / "val_predictions.json")
+                                            target=self.files.val_predictions)
         except Exception as exc:  # noqa: BLE001 - the trained model is already safe; tell the user why the view is missing
             self.reporter.warning(f"per-image validation predictions were not written: {type(exc).__name__}: {exc}")
             return
@@ -583,9 +586,9 @@ class UltralyticsAdapter(TrainingAdapter):
     def validate(self) -> dict[str, float]:
         if self.data_path is None:
             self.prepare_data()
-        weights = self.weights_dir / "best.pt"
+        weights = self.files.best
         if not weights.is_file():
-            weights = self.weights_dir / "last.pt"
+            weights = self.files.last
         if not weights.is_file():
             raise AdapterError(f"{self.run_dir}: no checkpoint to validate")
         import_ultralytics()
@@ -612,7 +615,7 @@ class UltralyticsAdapter(TrainingAdapter):
         names = getattr(self._yolo, "names", None) or {}
         self.class_names = [str(names[key]) for key in sorted(names)] if isinstance(names, dict) else list(names)
 
-    def run_inference(self, image: str | Path | bytes, **options: Any) -> dict[str, Any]:
+    def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult:
         if self._yolo is None or self._inference_task is None:
             raise AdapterError("load a checkpoint before running inference")
         conf = float(options.get("conf", 0.25))
@@ -628,7 +631,7 @@ class UltralyticsAdapter(TrainingAdapter):
         return payload
 
 
-def mask_png(masks: list[dict[str, Any]], size: tuple[int, int]) -> bytes:
+def mask_png(masks: list[Mask], size: tuple[int, int]) -> bytes:
     """One PNG (8-bit, image size) whose pixel value is class id + 1 where an instance covers it and
     0 elsewhere; instances are painted in ascending confidence, so the most confident one wins."""
     from PIL import ImageDraw
@@ -644,35 +647,30 @@ def mask_png(masks: list[dict[str, Any]], size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: float, top_k: int) -> dict[str, Any]:
+def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: float, top_k: int) -> InferenceResult:
     names: dict[int, str] = dict(result.names)
-    payload: dict[str, Any] = {
-        "task": task,
-        "inference_time_ms": round(elapsed_ms, 3),
-        "image_size": [int(size[0]), int(size[1])],
-        "boxes": [],
-        "masks": [],
-        "keypoints": [],
-        "top_k": [],
-    }
-    boxes = result.boxes
-    if boxes is not None and len(boxes):
-        xyxy = boxes.xyxy.cpu().tolist()
-        confs = boxes.conf.cpu().tolist()
-        classes = [int(c) for c in boxes.cls.cpu().tolist()]
-        payload["boxes"] = [
+    boxes: list[Box] = []
+    masks: list[Mask] = []
+    keypoints: list[KeypointInstance] = []
+    scores: list[ClassScore] = []
+    found = result.boxes
+    if found is not None and len(found):
+        xyxy = found.xyxy.cpu().tolist()
+        confs = found.conf.cpu().tolist()
+        classes = [int(c) for c in found.cls.cpu().tolist()]
+        boxes = [
             {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3], "confidence": c, "class_id": k, "label": names.get(k, str(k))}
             for b, c, k in zip(xyxy, confs, classes, strict=True)
         ]
         if result.masks is not None:
-            payload["masks"] = [
+            masks = [
                 {"class_id": k, "label": names.get(k, str(k)), "confidence": c, "polygon": poly.tolist()}
                 for poly, c, k in zip(result.masks.xy, confs, classes, strict=True)
             ]
         if result.keypoints is not None:
             points = result.keypoints.xy.cpu().tolist()
             kconf = result.keypoints.conf.cpu().tolist() if result.keypoints.conf is not None else None
-            payload["keypoints"] = [
+            keypoints = [
                 {
                     "class_id": k,
                     "label": names.get(k, str(k)),
@@ -684,11 +682,12 @@ def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: f
     if result.probs is not None:
         probs = result.probs.data.float().cpu()
         values, indices = probs.topk(min(top_k, probs.numel()))
-        payload["top_k"] = [
+        scores = [
             {"class_id": int(i), "label": names.get(int(i), str(int(i))), "confidence": float(v)}
             for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
-    return payload
+    return inference_result(task, elapsed_ms=elapsed_ms, image_size=size, boxes=boxes, masks=masks,
+                            keypoints=keypoints, top_k=scores)
 
 
 __all__ = ["UltralyticsAdapter", "checkpoint_task", "is_trusted_checkpoint", "mask_png", "require_trust"]

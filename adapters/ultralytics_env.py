@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from core import paths
+from core.launch import apply_offline_env
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,7 @@ _configured = False
 
 def apply_env() -> None:
     """Environment for Ultralytics; effective only before its first import in this process."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(paths.data_dir() / "ultralytics"))
+    apply_offline_env(os.environ)
     # The Platform callback streams to ultralytics.com when a key is present; our jobs never do.
     os.environ.pop("ULTRALYTICS_API_KEY", None)
 

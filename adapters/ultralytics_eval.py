@@ -3,19 +3,20 @@
 Ultralytics' own validator only keeps the aggregate confusion matrix; the GUI's interactive matrix
 needs to know which image lands in which cell. After training we therefore predict the validation
 split once more with ``best.pt`` (a low confidence threshold, so PR curves span all thresholds) and
-store every image's ground-truth and predicted boxes in pixels (format: ``core.evaluation``).
+store every image's ground-truth and predicted boxes in pixels (``core.contracts.ValPredictionsFile``,
+written by ``core.evaluation.save_val_predictions``).
 Classification runs store each image's class scores instead.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from adapters.base import atomic_write_bytes
+from core.contracts import ClassifyValItem, DetectionValItem
+from core.evaluation import save_val_predictions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_IMAGES = 2000  # one extra validation pass over at most this many images; enough for a matrix
@@ -25,7 +26,8 @@ MAX_DETECTIONS = 100
 BATCH = 16
 
 
-def _names(data_dir: Path) -> list[str]:
+def class_names_of(data_dir: Path) -> list[str]:
+    """The class names of a dataset converted by ``to_yolo``, in id order (its data.yaml)."""
     raw = yaml.safe_load((data_dir / "data.yaml").read_text(encoding="utf-8")) or {}
     names = raw.get("names") or {}
     if isinstance(names, dict):
@@ -67,21 +69,23 @@ def write_val_predictions(weights: Path, data_dir: Path, task: str, *, image_siz
     """Predict the run's validation images with ``weights`` and write ``target``; None without images."""
     from ultralytics import YOLO
 
-    names = _names(data_dir)
+    names = class_names_of(data_dir)
     model = YOLO(str(weights), task=task)
     options = {"imgsz": image_size, "device": device}
-    items: list[dict[str, Any]] = []
     if task == "classify":
         index = {name: i for i, name in enumerate(names)}
         images = [p for p in _images(data_dir / "val") if p.parent.name in index]
+        scored: list[ClassifyValItem] = []
         for path, result in zip(images, _predict(model, images, **options), strict=True):
             scores = result.probs.data.float().cpu().tolist()
-            items.append({"path": str(path), "true": index[path.parent.name],
-                          "pred": int(max(range(len(scores)), key=scores.__getitem__)),
-                          "scores": [round(float(v), 5) for v in scores]})
+            scored.append({"path": str(path), "true": index[path.parent.name],
+                           "pred": int(max(range(len(scores)), key=scores.__getitem__)),
+                           "scores": [round(float(v), 5) for v in scores]})
+        items: list[ClassifyValItem] | list[DetectionValItem] = scored
     else:
         images = _images(data_dir / "images" / "val")
         options.update(conf=PREDICT_CONF, iou=PREDICT_IOU, max_det=MAX_DETECTIONS)
+        boxed: list[DetectionValItem] = []
         for path, result in zip(images, _predict(model, images, **options), strict=True):
             height, width = (int(v) for v in result.orig_shape)
             label_file = data_dir / "labels" / "val" / path.relative_to(data_dir / "images" / "val").with_suffix(".txt")
@@ -90,11 +94,9 @@ def write_val_predictions(weights: Path, data_dir: Path, task: str, *, image_siz
                 for box, confidence, class_id in zip(result.boxes.xyxy.cpu().tolist(), result.boxes.conf.cpu().tolist(),
                                                      result.boxes.cls.cpu().tolist(), strict=True):
                     predictions.append([int(class_id), round(float(confidence), 4), *(round(float(v), 2) for v in box)])
-            items.append({"path": str(path), "truth": _truth_boxes(label_file, task, width, height),
+            boxed.append({"path": str(path), "truth": _truth_boxes(label_file, task, width, height),
                           "predictions": predictions})
+        items = boxed
     if not items:
         return None
-    payload = {"format": 1, "task": task, "epoch": epoch, "class_names": names, "items": items,
-               "conf_threshold": 0.25, "iou_threshold": 0.5}
-    atomic_write_bytes(target, json.dumps(payload).encode("utf-8"))
-    return target
+    return save_val_predictions(target, task=task, epoch=epoch, class_names=names, items=items)

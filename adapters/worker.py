@@ -1,6 +1,7 @@
 """Worker-side commands (run as subprocesses of the app or the runner; never typed by users).
 
-``worker --run-dir DIR [--resume]``  trains one job: reads ``args.yaml`` and ``job.json`` in DIR,
+``worker --run-dir DIR [--resume]``  trains one job: reads the config and job info of the run dir
+    (``core.rundir.RunDir``: ``args.yaml``, ``job.json``),
     writes protocol events (``core.events``) on stdout, logs on stderr.
 ``models FRAMEWORK [PATTERN]``        prints a JSON list of model names (for the GUI's pickers).
 ``sysinfo``                           prints JSON: devices (CPU, GPUs with memory), framework versions.
@@ -23,7 +24,9 @@ from typing import Any, NoReturn
 
 from core.config import ConfigError, load_config
 from core.events import EventWriter
+from core.launch import apply_offline_env
 from core.reporter import JsonLinesReporter
+from core.rundir import RunDir
 
 
 def _watch_parent(original_parent: int) -> None:
@@ -52,17 +55,8 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _apply_offline_env() -> None:
-    # Set before any framework import: a job never waits on the network.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-
-
 def run_worker(run_dir: Path, resume: bool) -> int:
-    _apply_offline_env()
+    files = RunDir(run_dir)
     # Protocol events own stdout; everything else (framework prints, warnings) must go to stderr.
     event_stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -70,7 +64,7 @@ def run_worker(run_dir: Path, resume: bool) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     writer = EventWriter(event_stream)
-    reporter = JsonLinesReporter(writer, stop_file=run_dir / "STOP")
+    reporter = JsonLinesReporter(writer, stop_file=files.stop)
     # SIGTERM asks for a graceful stop between batches; the runner escalates to SIGKILL if ignored.
     signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
@@ -79,8 +73,8 @@ def run_worker(run_dir: Path, resume: bool) -> int:
     from adapters.registry import get_adapter_class
 
     try:
-        config = load_config(run_dir / "args.yaml")
-        job_info = json.loads((run_dir / "job.json").read_text(encoding="utf-8")) if (run_dir / "job.json").exists() else {}
+        config = load_config(files.args)
+        job_info = files.read_job_info()
         writer.emit("hello", pid=os.getpid(), framework=config.framework, protocol=1)
         adapter_class = get_adapter_class(config.framework)
         if config.task not in adapter_class.tasks:
@@ -147,6 +141,8 @@ def main(argv: list[str]) -> int:
     sub.add_parser("sysinfo")
     sub.add_parser("infer-worker")
     args = parser.parse_args(argv)
+    # Before any framework import, whoever started us: nothing waits on the network or reports usage.
+    apply_offline_env(os.environ)
     if args.command == "worker":
         code = run_worker(args.run_dir.resolve(), args.resume)
         _exit_now(code)

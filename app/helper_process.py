@@ -8,21 +8,25 @@ session, so each question costs one subprocess at most.
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from core.launch import child_env, subcommand
 
 
 def helper_command(*args: str) -> tuple[str, list[str]]:
-    """Program and arguments for a ``vision-platform`` sub-command (frozen app or Python install)."""
-    if getattr(sys, "frozen", False):
-        return sys.executable, list(args)
-    return sys.executable, ["-m", "vision_platform", *args]
+    """Program and arguments for a ``vision-platform`` sub-command, as QProcess takes them."""
+    program, *arguments = subcommand(*args)
+    return program, arguments
+
+
+def helper_environment() -> QProcessEnvironment:
+    """Every child's environment (offline, no telemetry, our packages importable from any folder)."""
+    env = QProcessEnvironment()
+    for name, value in child_env().items():
+        env.insert(name, value)
+    return env
 
 
 def parse_helper_output(stdout: str) -> dict[str, Any]:
@@ -49,12 +53,7 @@ class HelperCall(QObject):
         super().__init__(parent)
         self.args = args
         self.process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        # The helper imports our packages even when the app was started from another folder.
-        env.insert("PYTHONPATH", os.pathsep.join(p for p in (str(PROJECT_ROOT), env.value("PYTHONPATH")) if p))
-        env.insert("HF_HUB_OFFLINE", "1")
-        env.insert("YOLO_OFFLINE", "1")
-        self.process.setProcessEnvironment(env)
+        self.process.setProcessEnvironment(helper_environment())
         self.process.finished.connect(self._on_finished)
         self.process.errorOccurred.connect(self._on_error)
         self._done = False

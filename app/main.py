@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from app.look import APP_NAME, ORG_NAME, icon
+
+if TYPE_CHECKING:
+    from core.services import Store
+    from core.services.projects import ProjectOverview
+    from core.settings import Settings
 
 SETTINGS_DATA_DIR = "data_dir"
 GUI_SWITCH_INTERVAL_S = 0.0005
@@ -50,27 +56,38 @@ def main(argv: list[str]) -> int:
     from PySide6.QtCore import QTimer
 
     from app.main_window import MainWindow
+    from app.workers import ErrorInfo, run_task
 
     window = MainWindow()
     started: dict[str, object] = {}
 
-    def open_projects() -> None:
-        # After the first paint: the database layer (SQLAlchemy, pydantic, migrations) loads here.
-        if started:
-            return
-        from core.db.engine import open_store
-        from core.jobs.queue import JobQueue
-        from core.jobs.store import reconcile_orphaned_jobs
-        from core.settings import Settings
+    def read_projects(_state: object) -> tuple[Store, Settings, ProjectOverview]:
+        # In a worker, after the first paint: the database layer (SQLAlchemy, pydantic, migrations)
+        # loads and the store opens here, never on the GUI thread.
+        from core.services.projects import project_overview
+        from core.services.settings import load_settings, open_data_store
 
-        store = open_store()
-        reconcile_orphaned_jobs(store)
-        settings = Settings.load(store)
-        window.attach_store(store, settings)
+        store = open_data_store()
+        return store, load_settings(store), project_overview(store)
+
+    def attach(opened: tuple[Store, Settings, ProjectOverview]) -> None:
+        from core.jobs.queue import JobQueue
+
+        store, settings, overview = opened
+        window.attach_store(store, settings, overview)
         queue = JobQueue(store, max_concurrent=settings.max_concurrent_jobs, on_event=window.job_events.emit_event)
         window.queue = queue
         queue.start()
         started["queue"] = queue
+
+    def failed(info: ErrorInfo) -> None:
+        window.show_start_error(f"Your projects could not be opened: {info.message}", info.detail)
+
+    def open_projects() -> None:
+        if started:
+            return
+        started["task"] = run_task(read_projects, owner=window, title="Open projects", on_result=attach,
+                                   on_error=failed)
 
     window.first_painted.connect(lambda: QTimer.singleShot(0, open_projects))
     QTimer.singleShot(1000, open_projects)  # no paint event (minimised start): open anyway
@@ -81,6 +98,6 @@ def main(argv: list[str]) -> int:
         queue = started.get("queue")
         if queue is not None:
             queue.stop()  # type: ignore[attr-defined]
-        from core.db.engine import close_all_stores
+        from core.services.settings import close_data_stores
 
-        close_all_stores()
+        close_data_stores()

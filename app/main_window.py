@@ -1,9 +1,10 @@
 """The main window: project sidebar, a toolbar that reads like the pipeline, pages, status bar.
 
 Built in two steps so the window paints fast: the chrome (menus, toolbar, status bar) needs only Qt;
-the pages need the database (SQLAlchemy, pydantic, migrations: most of the start-up time) and are
-built by :meth:`MainWindow.attach_store` right after the first paint. Until then the centre says
-"Opening your projects…". Tests pass the store to the constructor and get everything at once.
+the pages need the database (SQLAlchemy, pydantic, migrations: most of the start-up time), which
+``app.main`` opens in a worker after the first paint, then builds the pages with
+:meth:`MainWindow.attach_store`. Until then the centre says "Opening your projects…". Tests pass
+the store to the constructor and get everything at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.helper_process import HelperService
 from app.look import APP_NAME, format_bytes, icon
-from app.workers import ErrorInfo, notifier, run_task
+from app.workers import ErrorInfo, TaskHandle, notifier, run_task
 
 if TYPE_CHECKING:
     from app.models.app_state import AppState
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from app.pages.jobs_page import JobsPage
     from app.pages.train_page import TrainPage
     from app.settings_dialog import SettingsDialog
-    from core.db.engine import Store
+    from core.services import Store
+    from core.services.projects import ProjectOverview
     from core.settings import Settings
 
 
@@ -47,13 +49,6 @@ class JobEvents(QObject):
 
 PAGES = (("datasets", "Datasets", "dataset"), ("train", "Train", "train"), ("jobs", "Jobs", "jobs"),
          ("inference", "Inference", "inference"))
-
-
-def default_project_id(store: Store) -> int:
-    from app.models.projects import DEFAULT_PROJECT, list_projects
-
-    projects = list_projects(store)
-    return next((p.id for p in projects if p.name == DEFAULT_PROJECT), projects[0].id)
 
 
 class MainWindow(QMainWindow):
@@ -79,6 +74,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status_bar()
         self._restore_geometry()
+        self._uploads_task: TaskHandle | None = None
         if store is not None:
             self.attach_store(store, settings)
 
@@ -88,17 +84,30 @@ class MainWindow(QMainWindow):
             self.first_painted.emit()
         return False
 
-    def attach_store(self, store: Store, settings: Settings | None = None) -> None:
-        """Build the pages on the opened store (imports the database layer: the slow part of start-up)."""
+    def show_start_error(self, text: str, detail: str = "") -> None:
+        """Opening the data store failed: say so where the pages would be (the traceback on hover)."""
+        self._loading.setText(text)
+        self._loading.setWordWrap(True)
+        self._loading.setToolTip(detail)
+
+    def attach_store(self, store: Store, settings: Settings | None = None,
+                     overview: ProjectOverview | None = None) -> None:
+        """Build the pages on the opened store.
+
+        ``app.main`` reads ``settings`` and ``overview`` in a worker while the window paints; a caller
+        that passes only the store (tests, scripts) gets them read here, before the pages exist.
+        """
         from app.models.app_state import AppState
         from app.pages.datasets_page import DatasetsPage
         from app.pages.inference_page import InferencePage
         from app.pages.jobs_page import JobsPage
         from app.pages.train_page import TrainPage
         from app.widgets.project_sidebar import ProjectSidebar
-        from core.settings import Settings
+        from core.services.projects import project_overview
+        from core.services.settings import load_settings
 
-        self.state = AppState(store, settings or Settings.load(store), default_project_id(store))
+        overview = overview or project_overview(store)
+        self.state = AppState(store, settings or load_settings(store), overview.default_project_id, overview)
         self.job_events.received.connect(self.state.job_event.emit)
         self.sidebar = ProjectSidebar(self.state)
         self.sidebar.dataset_open_requested.connect(self._open_registered)
@@ -311,20 +320,14 @@ class MainWindow(QMainWindow):
         self.gpu_label.setToolTip("\n".join(f"{k} {v}" for k, v in info.get("versions", {}).items()))
 
     def _refresh_uploads(self) -> None:
-        from sqlalchemy import func, select
+        """Count unsynced uploads in a worker; a count still running is not started twice."""
+        from core.services.sync import pending_uploads
 
-        from core.db.models import Upload
-
-        if self.state is None:
+        if self.state is None or (self._uploads_task is not None and not self._uploads_task.done):
             return
         store = self.state.store
-
-        def count(_st: Any) -> int:
-            with store.read() as session:
-                return int(session.scalar(select(func.count()).where(Upload.state != "done",
-                                                                     Upload.state != "synced")) or 0)
-
-        run_task(count, owner=self, title="Count uploads", on_result=self._show_uploads, on_error=lambda _info: None)
+        self._uploads_task = run_task(lambda _st: pending_uploads(store), owner=self, title="Count uploads",
+                                      on_result=self._show_uploads, on_error=lambda _info: None)
 
     def _show_uploads(self, pending: int) -> None:
         self.uploads_label.setText(f"{pending} upload{'s' if pending != 1 else ''} pending" if pending else

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -25,36 +24,15 @@ from PySide6.QtWidgets import (
 
 from app.look import ERROR_COLOUR, WARNING_COLOUR
 from app.models.app_state import AppState
-from app.workers import ErrorInfo, TaskHandle, run_task
+from app.workers import TaskHandle, run_task
 from core import paths
+from core.services import ServiceError
+from core.services import settings as settings_service
+from core.services.settings import CredentialsStatus
 from core.settings import Settings
 
 DATA_DIR_KEY = "data_dir"
-
-
-def _credentials_module() -> Any:
-    try:
-        from core.storage import credentials  # written by the storage engineer; optional here
-    except ImportError:
-        return None
-    return credentials
-
-
-def test_connection(settings: Settings, access_key: str, secret: str) -> str:
-    """Worker body: list one object of the bucket with these settings; returns a sentence or raises."""
-    from core.storage.client import make_s3_client
-
-    creds_module = _credentials_module()
-    creds: Any = None
-    if access_key and secret:
-        creds = creds_module.Credentials(access_key_id=access_key, secret_access_key=secret, source="form")
-    elif creds_module is not None:
-        creds = creds_module.get_credentials()
-    if creds is None:
-        raise ValueError("no access key and secret: enter them above")
-    client = make_s3_client(settings, creds)
-    client.list_objects_v2(Bucket=settings.r2_bucket, MaxKeys=1)
-    return f"Connected: bucket {settings.r2_bucket} is reachable with these keys."
+NO_KEYRING_PREFIX = "No system keyring"
 
 
 class SettingsDialog(QDialog):
@@ -64,7 +42,6 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.state = state
         settings = state.settings
-        self.credentials = _credentials_module()
 
         # Storage
         self.endpoint = QLineEdit(settings.r2_endpoint_url)
@@ -93,7 +70,6 @@ class SettingsDialog(QDialog):
         test_row.addWidget(self.test_button)
         test_row.addWidget(self.test_result, 1)
         storage_form.addRow("", test_row)
-        self._load_credentials()
 
         # Tracking and behaviour
         self.mlflow_uri = QLineEdit(settings.mlflow_tracking_uri)
@@ -139,27 +115,31 @@ class SettingsDialog(QDialog):
         layout.addWidget(storage)
         layout.addWidget(general)
         layout.addWidget(buttons)
+        self.save_error = QLabel()
+        self.save_error.setWordWrap(True)
+        self.save_error.setStyleSheet(f"color: {ERROR_COLOUR};")
+        self.save_error.hide()
+        layout.insertWidget(layout.count() - 1, self.save_error)
         self._test_task: TaskHandle | None = None
+        self._credentials_task: TaskHandle | None = None
         self.saved_notice: str | None = None
+        self._load_credentials()
 
     def _load_credentials(self) -> None:
-        if self.credentials is None:
-            self.keyring_notice.setText("Key storage is not available in this build: keys cannot be saved.")
-            self.keyring_notice.setStyleSheet(f"color: {WARNING_COLOUR};")
-            return
-        notice = self.credentials.credentials_backend_notice()
-        self.keyring_notice.setText(notice)
+        """Where keys are kept, and the saved access key, read in a worker (a keyring may be slow)."""
+        self.keyring_notice.setText("Looking for saved keys…")
+        self.keyring_notice.setStyleSheet("color: palette(placeholder-text);")
+        self._credentials_task = run_task(lambda _st: settings_service.credentials_status(), owner=self,
+                                          title="Read storage keys", on_result=self._show_credentials)
+
+    def _show_credentials(self, status: CredentialsStatus) -> None:
+        self.keyring_notice.setText(status.backend_notice)
         # No keyring: the file fallback is a real compromise, so the notice stands out.
-        no_keyring = notice.startswith("No system keyring")
+        no_keyring = status.backend_notice.startswith(NO_KEYRING_PREFIX)
         self.keyring_notice.setStyleSheet(f"color: {WARNING_COLOUR};" if no_keyring else
                                           "color: palette(placeholder-text);")
-        try:
-            creds = self.credentials.get_credentials()
-        except Exception as exc:  # a locked keyring must not keep the dialog from opening
-            self.keyring_notice.setText(f"The keyring could not be read: {exc}")
-            return
-        if creds is not None:
-            self.access_key.setText(creds.access_key_id)
+        if status.access_key_id and not self.access_key.text():
+            self.access_key.setText(status.access_key_id)
             self.secret.setPlaceholderText("stored (leave empty to keep)")
 
     def _choose_data_dir(self) -> None:
@@ -181,39 +161,37 @@ class SettingsDialog(QDialog):
         )
 
     def run_test(self) -> None:
-        try:
-            import core.storage.client  # noqa: F401
-        except ImportError:
-            self._show_test("The storage module is not part of this build yet, so the connection cannot be tested.",
-                            WARNING_COLOUR)
-            return
         settings = self.settings_from_fields()
         access, secret = self.access_key.text().strip(), self.secret.text()
         self.test_button.setEnabled(False)
         self._show_test("Connecting…", "palette(placeholder-text)")
         self._test_task = run_task(
-            lambda _st: test_connection(settings, access, secret), owner=self, title="Test connection",
+            lambda _st: settings_service.check_connection(settings, access, secret), owner=self,
+            title="Test connection",
             on_result=lambda text: self._show_test(text, "#2e9e4f"),
             on_error=lambda info: self._show_test(f"Connection failed: {info.message}", ERROR_COLOUR),
-            on_finished=lambda: self.test_button.setEnabled(True),
+            on_finished=self._enable_test_button,
         )
+
+    def _enable_test_button(self) -> None:
+        self.test_button.setEnabled(True)
 
     def _show_test(self, text: str, colour: str) -> None:
         self.test_result.setText(text)
         self.test_result.setStyleSheet(f"color: {colour};")
 
     def accept(self) -> None:
-        self.state.set_settings(self.settings_from_fields())
-        QSettings().setValue(DATA_DIR_KEY, self.data_dir.text().strip())
         access, secret = self.access_key.text().strip(), self.secret.text()
-        if self.credentials is not None and access and secret:
-            try:
-                self.saved_notice = self.credentials.save_credentials(access, secret)
-            except Exception as exc:
-                self._on_save_error(ErrorInfo("Save keys", str(exc), ""))
-                return
+        try:
+            self.state.set_settings(self.settings_from_fields())
+            if access and secret:
+                self.saved_notice = settings_service.set_credentials(access, secret)
+        except ServiceError as exc:
+            self._on_save_error(str(exc))
+            return
+        QSettings().setValue(DATA_DIR_KEY, self.data_dir.text().strip())
         super().accept()
 
-    def _on_save_error(self, info: ErrorInfo) -> None:
-        self.keyring_notice.setText(f"The keys could not be saved: {info.message}")
-        self.keyring_notice.setStyleSheet(f"color: {ERROR_COLOUR};")
+    def _on_save_error(self, message: str) -> None:
+        self.save_error.setText(f"Not saved: {message}")
+        self.save_error.show()

@@ -7,12 +7,10 @@ sub-commands are dispatched by ``vision_platform.launcher``.)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -122,102 +120,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     if any(p.severity == "error" for p in problems):
         return 2
     store = _store()
-    job_id = job_store.create_job(store, config)
+    from core.services.jobs import queue_job
+
+    job_id = queue_job(store, config)
     print(f"job {job_id}: {config.display_name()} ({config.framework}/{config.model}), run dir {job_store.get_job(store, job_id).output_dir}")
     status = run_job_in_foreground(store, job_id)
     return _report_end(store, job_id, status)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        job_store.requeue_for_resume(store, args.job_id, extra_epochs=getattr(args, "epochs", 0) or 0)
-    except job_store.JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    status = run_job_in_foreground(store, args.job_id)
-    return _report_end(store, args.job_id, status)
+    from core.commands.jobs import cmd_resume as resume
+
+    return resume(args)
 
 
 # ---------------------------------------------------------------------------------------- inspect
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
+# The older top-level names run the `job …` group's handlers (core/commands/jobs.py).
 def cmd_jobs(args: argparse.Namespace) -> int:
-    store = _store()
-    jobs = job_store.list_jobs(store)
-    if args.json:
-        print(json.dumps([{"id": j.id, "name": j.name, "status": j.status, "epoch": j.current_epoch,
-                           "epochs": j.epochs, "best_metric": j.best_metric_value} for j in jobs]))
-        return 0
-    header = f"{'ID':>4}  {'STATUS':<11}  {'EPOCH':>7}  {'BEST':>18}  {'FRAMEWORK/MODEL':<28}  NAME"
-    print(header)
-    for job in jobs:
-        epoch = f"{job.current_epoch or 0}/{job.epochs or '?'}"
-        best = f"{job.best_metric_name}={job.best_metric_value:.3f}" if job.best_metric_value is not None else ""
-        print(f"{job.id:>4}  {job.status:<11}  {epoch:>7}  {best:>18}  {(job.framework + '/' + job.model_name)[:28]:<28}  {job.name or ''}")
-    if not jobs:
-        print("(no jobs yet — run `vision-platform train CONFIG.yaml`)")
-    return 0
+    from core.commands.jobs import cmd_list
+
+    return cmd_list(args)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        job = job_store.get_job(store, args.job_id)
-    except job_store.JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Job {job.id}: {job.name}")
-    print(f"  status      {job.status}" + (f" — {job.error_message}" if job.error_message else ""))
-    print(f"  started     {job.started_at or ''}   finished {job.completed_at or ''}   "
-          f"duration {job_store.format_duration(job.started_at, job.completed_at)}")
-    print(f"  run dir     {job.output_dir}")
-    print(f"  mlflow run  {job.mlflow_run_id or ''}")
-    print("\nConfig:")
-    for line in (job.config_yaml or "").splitlines():
-        print(f"  {line}")
-    rows = job_store.metric_rows(store, job.id, kind="epoch")
-    print("\nMetrics per epoch:")
-    names = sorted({name for row in rows for name in job_store.metric_values(row)})
-    if rows:
-        print("  " + f"{'epoch':>5}  " + "  ".join(f"{n:>14}" for n in names))
-        for row in rows:
-            values = job_store.metric_values(row)
-            print("  " + f"{row.epoch:>5}  " + "  ".join(f"{_fmt(values.get(n)):>14}" for n in names))
-    else:
-        print("  (none yet)")
-    print("\nCheckpoints:")
-    for ckpt in job_store.checkpoints(store, job.id):
-        size = f"{(ckpt.size_bytes or 0) / 1e6:.1f} MB"
-        print(f"  {ckpt.kind:<5} epoch {ckpt.epoch}  {ckpt.metric_name}={_fmt(ckpt.metric_value)}  {size}  "
-              f"sha256 {(ckpt.sha256 or '')[:12]}  {ckpt.sync_state}  {ckpt.path}" + (f"  {ckpt.r2_url}" if ckpt.r2_url else ""))
-    if job.error_traceback:
-        print("\nError details:\n" + job.error_traceback)
-    return 0
+    from core.commands.jobs import cmd_show as show
+
+    return show(args)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        outcome = job_store.request_cancel(store, args.job_id)
-    except job_store.JobError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if outcome == "cancelled":
-        print(f"job {args.job_id} cancelled")
-        return 0
-    print(f"job {args.job_id}: stop requested; waiting for the worker to finish its batch…")
-    deadline = time.monotonic() + args.wait
-    while time.monotonic() < deadline:
-        job = job_store.get_job(store, args.job_id)
-        if job.status != "running":
-            print(f"job {args.job_id} {job.status}")
-            return 0
-        time.sleep(0.5)
-    print("still stopping; the runner escalates to SIGTERM/SIGKILL after its grace period")
-    return 0
+    from core.commands.jobs import cmd_cancel as cancel
+
+    return cancel(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     register_dataset(sub)
     register_tracking(sub)
     register_storage(sub)
+    from core.commands.checkpoints import register as register_checkpoints
+    from core.commands.jobs import register as register_jobs
+    from core.commands.predict import register as register_predict
+
+    register_jobs(sub)
+    register_checkpoints(sub)
+    register_predict(sub)
+    from core.commands.projects import register as register_projects
+    from core.commands.settings import register as register_settings
+
+    register_projects(sub)
+    register_settings(sub)
     return parser
 
 

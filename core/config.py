@@ -11,7 +11,7 @@ import copy
 import functools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,10 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.resources import resource_path
 
 CONFIG_VERSION = 1
-FRAMEWORKS = ("timm", "ultralytics", "transformers")
-TASKS = ("classify", "detect", "segment", "pose")
-DATASET_FORMATS = ("auto", "dice", "yolo", "imagefolder", "coco")
-SPLIT_STRATEGIES = ("stratified", "random", "sequential", "predefined")
+Framework = Literal["timm", "ultralytics", "transformers"]
+Task = Literal["classify", "detect", "segment", "pose"]
+DatasetFormat = Literal["auto", "dice", "yolo", "imagefolder", "coco"]
+SplitStrategy = Literal["stratified", "random", "sequential", "predefined"]
+Optimizer = Literal["adamw", "adam", "sgd"]
+FRAMEWORKS: tuple[Framework, ...] = get_args(Framework)
+TASKS: tuple[Task, ...] = get_args(Task)
+DETECTION_TASKS: tuple[Task, ...] = ("detect", "segment", "pose")  # tasks whose labels are shapes
+DATASET_FORMATS: tuple[DatasetFormat, ...] = get_args(DatasetFormat)
+SPLIT_STRATEGIES: tuple[SplitStrategy, ...] = get_args(SplitStrategy)
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+assert set(DETECTION_TASKS) == set(TASKS) - {"classify"}, "every task but classify is a detection task"
 
 
 class ConfigError(ValueError):
@@ -32,10 +40,17 @@ class ConfigError(ValueError):
 class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["stratified", "random", "sequential", "predefined"] = "stratified"
+    strategy: SplitStrategy = "stratified"
     ratio: float = Field(0.8, ge=0.05, le=0.95)
     seed: int = 42
     file: str | None = None
+
+
+# The split defaults (also in defaults.yaml, which a unit test keeps equal): every other default
+# ratio/seed (dataset CLI, split preview, converters) reads these.
+SPLIT_DEFAULTS = SplitConfig.model_validate({})
+DEFAULT_SPLIT_RATIO: float = SPLIT_DEFAULTS.ratio
+DEFAULT_SPLIT_SEED: int = SPLIT_DEFAULTS.seed
 
 
 class JobConfig(BaseModel):
@@ -44,18 +59,18 @@ class JobConfig(BaseModel):
     version: Literal[1] = 1
     name: str | None = None
     project: str = "Default"
-    framework: Literal["timm", "ultralytics", "transformers"] = "timm"
-    task: Literal["classify", "detect", "segment", "pose"] = "classify"
+    framework: Framework = "timm"
+    task: Task = "classify"
     model: str = Field("resnet18", min_length=1)
     pretrained: bool = False
     weights: str | None = None
     dataset: str = Field(..., min_length=1)
-    dataset_format: Literal["auto", "dice", "yolo", "imagefolder", "coco"] = "auto"
+    dataset_format: DatasetFormat = "auto"
     split: SplitConfig = Field(default_factory=lambda: SplitConfig.model_validate({}))
     epochs: int = Field(10, ge=1, le=100_000)
     batch_size: int = Field(16, ge=1, le=65_536)
     learning_rate: float = Field(0.001, gt=0, le=10)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    optimizer: Optimizer = "adamw"
     weight_decay: float = Field(0.0001, ge=0, le=1)
     image_size: int = Field(224, ge=16, le=8192)
     device: str = "auto"

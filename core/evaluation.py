@@ -1,6 +1,7 @@
 """Evaluation views computed from a run's per-image validation predictions (``val_predictions.json``).
 
-Workers write the file once for the best model; the GUI turns it into an interactive confusion
+Workers write the file once for the best model (:func:`save_val_predictions`, the one writer; its
+shape is ``core.contracts.ValPredictionsFile``); the GUI turns it into an interactive confusion
 matrix whose cells list their images, and precision/recall curves. Plain numpy, no Qt.
 
 Two kinds of file, told apart by ``task``:
@@ -20,12 +21,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-DETECTION_TASKS = ("detect", "segment", "pose")
+from core.config import DETECTION_TASKS
+from core.contracts import VAL_PREDICTIONS_FORMAT, ClassifyValItem, DetectionValItem, ValPredictionsFile
+from core.files import atomic_write_bytes
+
 BACKGROUND = "background"
+DEFAULT_CONF_THRESHOLD = 0.25  # Ultralytics' confusion-matrix defaults
+DEFAULT_IOU_THRESHOLD = 0.5
+
+
+def save_val_predictions(target: Path, *, task: str, epoch: int | None, class_names: list[str],
+                         items: list[ClassifyValItem] | list[DetectionValItem]) -> Path:
+    """Write ``val_predictions.json`` atomically; detection files carry the matrix thresholds."""
+    payload: ValPredictionsFile = {"format": VAL_PREDICTIONS_FORMAT, "task": task, "epoch": epoch,
+                                   "class_names": list(class_names), "items": items}
+    if task in DETECTION_TASKS:
+        payload["conf_threshold"] = DEFAULT_CONF_THRESHOLD
+        payload["iou_threshold"] = DEFAULT_IOU_THRESHOLD
+    atomic_write_bytes(target, json.dumps(payload).encode("utf-8"))
+    return target
 
 
 def _precision_recall(scores: np.ndarray, hits: np.ndarray, positives: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -41,27 +59,33 @@ def _precision_recall(scores: np.ndarray, hits: np.ndarray, positives: int) -> t
     return precision, recall, average_precision
 
 
+def _items(data: ValPredictionsFile) -> list[dict[str, Any]]:
+    """The file's items as the plain dicts the views index into (TypedDicts are dicts at run time)."""
+    return cast(list[dict[str, Any]], list(data["items"]))
+
+
 @dataclass
 class ValPredictions:
     """Classification predictions: ``matrix[true, predicted]`` counts images."""
 
     class_names: list[str]
-    items: list[dict[str, Any]]  # {"path", "true", "pred", "scores"}
+    items: list[dict[str, Any]]  # core.contracts.ClassifyValItem
     epoch: int | None = None
     unit = "image"
 
     @classmethod
     def load(cls, path: str | Path) -> ValPredictions | DetectionValPredictions:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data: ValPredictionsFile = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "items" not in data or "class_names" not in data:
             raise ValueError(f"{path}: not a validation predictions file")
         if data.get("task") in DETECTION_TASKS:
             return DetectionValPredictions(
-                list(data["class_names"]), list(data["items"]), data.get("epoch"), task=str(data["task"]),
-                conf_threshold=float(data.get("conf_threshold", 0.25)),
-                iou_threshold=float(data.get("iou_threshold", 0.5)),
+                list(data["class_names"]), _items(data), data.get("epoch"),
+                task=str(data["task"]),
+                conf_threshold=float(data.get("conf_threshold", DEFAULT_CONF_THRESHOLD)),
+                iou_threshold=float(data.get("iou_threshold", DEFAULT_IOU_THRESHOLD)),
             )
-        return cls(list(data["class_names"]), list(data["items"]), data.get("epoch"))
+        return cls(list(data["class_names"]), _items(data), data.get("epoch"))
 
     @property
     def matrix_labels(self) -> list[str]:
@@ -117,11 +141,11 @@ class DetectionValPredictions:
     """Detection predictions: ``matrix[true, predicted]`` counts boxes, with a background row/column."""
 
     class_names: list[str]
-    items: list[dict[str, Any]]  # {"path", "truth": [[c,x1,y1,x2,y2]], "predictions": [[c,conf,x1,y1,x2,y2]]}
+    items: list[dict[str, Any]]  # core.contracts.DetectionValItem
     epoch: int | None = None
     task: str = "detect"
-    conf_threshold: float = 0.25
-    iou_threshold: float = 0.5
+    conf_threshold: float = DEFAULT_CONF_THRESHOLD
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD
     unit = "box"
     _pairs: list[list[tuple[int, int]]] = field(default_factory=list, repr=False)
 

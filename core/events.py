@@ -9,10 +9,12 @@ Types and their fields:
 
 ``hello``       pid, framework, protocol (= 1) — first line, before any work.
 ``status``      state ("preparing" | "training" | "validating" | "saving"), message.
+``dataset``     num_classes, class_names — the dataset was read (fills ``training_jobs.num_classes``).
 ``progress``    epoch (1-based), epochs, step (1-based within the epoch), steps (per epoch, may be null).
 ``metrics``     kind ("step" | "epoch"), epoch, step (global step or null), values {name: float}.
-                Names follow the seed: "train/loss", "val/loss", "val/accuracy", "val/top5",
-                "lr", "val/map50" …; "loss", "accuracy" and "lr" fill the seed's own columns.
+                Names follow the design document: "train/loss", "val/loss", "val/accuracy",
+                "val/top5", "lr", "val/map50" …; "loss", "accuracy" and "lr" also fill the
+                original schema's columns of ``training_metrics``.
 ``checkpoint``  kind ("best" | "last"), path, epoch, sha256, size, metric_name, metric_value.
 ``artifact``    kind ("plot" | "confusion_matrix" | "results" | …), path.
 ``warning``     message, optional path (a file that was skipped, for example).
@@ -34,7 +36,7 @@ from typing import IO, Any
 
 PROTOCOL_VERSION = 1
 EVENT_TYPES = frozenset(
-    {"hello", "status", "progress", "metrics", "checkpoint", "artifact", "warning", "log", "error", "done"}
+    {"hello", "status", "dataset", "progress", "metrics", "checkpoint", "artifact", "warning", "log", "error", "done"}
 )
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from core.contracts import InferenceResult
 from core.evaluation import box_iou
-from core.jobs.runner import worker_env
+from core.launch import child_env, subcommand
 
 RAW_CONF = 0.001  # Ultralytics validates at 0.001 too: tiny from-scratch models still show candidates
 RAW_IOU = 0.95  # nearly no suppression in the worker: the GUI applies the user's IoU itself
@@ -30,9 +30,7 @@ class InferenceError(RuntimeError):
 
 
 def infer_worker_command() -> list[str]:
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "infer-worker"]
-    return [sys.executable, "-m", "vision_platform", "infer-worker"]
+    return subcommand("infer-worker")
 
 
 class InferenceClient:
@@ -50,7 +48,7 @@ class InferenceClient:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
                 infer_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, encoding="utf-8", bufsize=1, env=worker_env(),
+                text=True, encoding="utf-8", bufsize=1, env=child_env(),
             )
             self._responses = queue.Queue()
             self.loaded = None
@@ -102,10 +100,10 @@ class InferenceClient:
         self.loaded = {**response, "key": key}
         return self.loaded
 
-    def predict(self, image: Path | str, *, top_k: int = 5) -> dict[str, Any]:
+    def predict(self, image: Path | str, *, top_k: int = 5) -> InferenceResult:
         self.requests_sent += 1
         response = self.request({"op": "predict", "image": str(image), "conf": RAW_CONF, "iou": RAW_IOU, "top_k": top_k})
-        result: dict[str, Any] = response["result"]
+        result: InferenceResult = response["result"]
         return result
 
     def close(self) -> None:

@@ -7,17 +7,21 @@ object with these methods.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.events import EventWriter
+from core.files import sha256_file
+
+__all__ = ["JsonLinesReporter", "NullReporter", "Reporter", "sha256_file"]
 
 
 @runtime_checkable
 class Reporter(Protocol):
     def status(self, state: str, message: str = "") -> None: ...
+
+    def dataset(self, *, num_classes: int, class_names: list[str]) -> None: ...
 
     def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
 
@@ -41,6 +45,7 @@ class NullReporter:
     """Reports nothing (inference, tests): every method is a no-op and nothing asks to stop."""
 
     def status(self, state: str, message: str = "") -> None: ...
+    def dataset(self, *, num_classes: int, class_names: list[str]) -> None: ...
     def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
     def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None: ...
     def checkpoint(self, kind: str, path: Path, *, epoch: int, metric_name: str | None = None,
@@ -53,14 +58,6 @@ class NullReporter:
         return False
 
 
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class JsonLinesReporter:
     """Reports as protocol events. ``stop_file``: its existence is the stop request (cheap ``stat``)."""
 
@@ -71,6 +68,9 @@ class JsonLinesReporter:
 
     def status(self, state: str, message: str = "") -> None:
         self.writer.emit("status", state=state, message=message)
+
+    def dataset(self, *, num_classes: int, class_names: list[str]) -> None:
+        self.writer.emit("dataset", num_classes=num_classes, class_names=class_names)
 
     def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None:
         self.writer.emit("progress", epoch=epoch, epochs=epochs, step=step, steps=steps)

@@ -1,7 +1,7 @@
 """Application settings (non-secret), stored as JSON rows in the ``app_settings`` table.
 
 Secrets (R2 keys) never go here: see ``core.storage.credentials`` (OS keyring, 0600 file fallback).
-Environment variables override stored values for the seed's names (``MLFLOW_TRACKING_URI``,
+Environment variables override stored values for the design document's names (``MLFLOW_TRACKING_URI``,
 ``AWS_S3_ENDPOINT_URL``, ``R2_BUCKET``), so a headless run can be configured without the GUI.
 """
 

@@ -12,7 +12,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from core.dataset_store import DatasetInfo
-from core.db.engine import Store
+from core.services import Store
+from core.services import settings as settings_service
+from core.services.projects import ProjectOverview
 from core.settings import Settings
 
 
@@ -40,17 +42,30 @@ class AppState(QObject):
     project_change = Signal(int)
     dataset_change = Signal(object)  # LoadedDataset | None
     datasets_list_change = Signal()  # a dataset was added, removed or renamed
+    # The projects and datasets the sidebar lists (core.services.projects.ProjectOverview). Whoever
+    # changes them reads a fresh overview in its worker and hands it over with set_overview.
+    overview_change = Signal(object)
     job_event = Signal(int, object)  # a running job reported something (job id, event dict)
     jobs_change = Signal()  # a job was queued (the Jobs page refreshes anyway; this is for speed)
     settings_change = Signal(object)  # Settings
     page_request = Signal(str)  # "datasets" | "train" | "jobs" | "inference"
 
-    def __init__(self, store: Store, settings: Settings, project_id: int) -> None:
+    def __init__(self, store: Store, settings: Settings, project_id: int,
+                 overview: ProjectOverview | None = None) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
         self._project_id = project_id
         self._dataset: LoadedDataset | None = None
+        self._overview = overview
+
+    @property
+    def overview(self) -> ProjectOverview | None:
+        return self._overview
+
+    def set_overview(self, overview: ProjectOverview) -> None:
+        self._overview = overview
+        self.overview_change.emit(overview)
 
     @property
     def project_id(self) -> int:
@@ -71,6 +86,6 @@ class AppState(QObject):
         self.dataset_change.emit(dataset)
 
     def set_settings(self, settings: Settings) -> None:
-        self.settings = settings
-        settings.save(self.store)
+        """Save (raises ServiceError for a value that cannot be used) and tell the pages."""
+        self.settings = settings_service.save_settings(self.store, settings)
         self.settings_change.emit(settings)

@@ -12,9 +12,12 @@ import csv
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.services import Store
 
 SeriesKey = tuple[str, str]  # (kind, metric name)
 
@@ -125,13 +128,13 @@ class ChartData:
         return written
 
 
-def load_chart_data(store: Any, job_id: int) -> ChartData:
+def load_chart_data(store: Store, job_id: int) -> ChartData:
     """All metrics of a job from SQLite (worker thread): what makes curves survive an app restart."""
-    from core.jobs.store import metric_rows, metric_values
+    from core.services.jobs import metric_records
 
     data = ChartData(job_id)
-    rows = metric_rows(store, job_id)
+    records = metric_records(store, job_id)
     # Step rows first, then epoch rows: each kind's x must rise for the duplicate check.
     for kind in ("step", "epoch"):
-        data.add_rows((row.kind, row.epoch, row.step, metric_values(row)) for row in rows if row.kind == kind)
+        data.add_rows((r.kind, r.epoch, r.step, dict(r.values)) for r in records if r.kind == kind)
     return data

@@ -1,13 +1,12 @@
-"""The jobs table: a Qt model over job rows read from the store in a worker thread.
+"""The jobs table: a Qt model over job rows that ``core.services.jobs.list_jobs`` reads in a worker thread.
 
-Rows are plain :class:`JobRow` snapshots (no SQLAlchemy objects cross threads). ``set_rows`` keeps
+Rows are plain frozen :class:`JobRow` snapshots (no SQLAlchemy objects cross threads). ``set_rows`` keeps
 the view's selection and scroll position: unchanged ids only emit ``dataChanged`` for the cells that
 changed; a different id list resets the model (the page restores the selection by id).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import STATUS_COLOURS
+from core.services.jobs import JobSummary, format_metric
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1
 JobIdRole = Qt.ItemDataRole.UserRole + 2
@@ -42,101 +42,8 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600} h {(seconds % 3600) // 60} min"
 
 
-def format_metric(name: str | None, value: float | None) -> str:
-    if not name or value is None:
-        return ""
-    short = name.split("/", 1)[-1]
-    # Ratios (accuracy, mAP, IoU, precision, recall) read as percentages; losses stay as numbers.
-    if "loss" not in short and 0.0 <= value <= 1.0:
-        return f"{short} {value * 100:.1f} %"
-    return f"{short} {value:.4g}"
-
-
-@dataclass(frozen=True)
-class JobRow:
-    id: int
-    name: str
-    framework: str
-    model: str
-    task: str
-    status: str
-    epoch: int | None
-    epochs: int | None
-    step: int | None
-    steps: int | None
-    best_name: str | None
-    best_value: float | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    output_dir: str
-    error_message: str | None
-    sync: str = ""
-
-    @property
-    def fraction(self) -> float | None:
-        """Share of the run done, from the last progress event (None before the first one)."""
-        if self.status == "completed":
-            return 1.0
-        if not self.epochs or not self.epoch:
-            return None
-        within = (self.step or 0) / self.steps if self.steps else 0.0
-        within = min(max(within, 0.0), 1.0)
-        return min(1.0, ((self.epoch - 1) + within) / self.epochs)
-
-    def eta_seconds(self, now: datetime) -> float | None:
-        fraction = self.fraction
-        if self.status != "running" or self.started_at is None or not fraction or fraction <= 0.0:
-            return None
-        elapsed = (now - self.started_at).total_seconds()
-        return elapsed / fraction * (1.0 - fraction)
-
-    def duration_seconds(self, now: datetime) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.completed_at or (now if self.status == "running" else None)
-        if end is None:
-            return None
-        return (end - self.started_at).total_seconds()
-
-
-def sync_summary(states: list[str]) -> str:
-    """One word for a job's checkpoints: synced, uploading, failed, local (or empty without any)."""
-    if not states:
-        return ""
-    if all(s == "synced" for s in states):
-        return "synced"
-    if any(s == "failed" for s in states):
-        return "upload failed"
-    if any(s in ("pending", "uploading", "queued") for s in states):
-        return "uploading"
-    return "local"
-
-
-def read_rows(store: Any, project_id: int) -> list[JobRow]:
-    """Job rows of a project with their checkpoint sync state (runs in a worker thread)."""
-    from sqlalchemy import select
-
-    from core.db.models import Checkpoint
-    from core.jobs.store import list_jobs
-
-    jobs = list_jobs(store, project_id)
-    states: dict[int, list[str]] = {}
-    if jobs:
-        with store.read() as session:
-            for job_id, state in session.execute(
-                select(Checkpoint.job_id, Checkpoint.sync_state).where(Checkpoint.job_id.in_([j.id for j in jobs]))
-            ):
-                states.setdefault(job_id, []).append(state)
-    return [
-        JobRow(
-            id=job.id, name=job.name or f"Job {job.id}", framework=job.framework, model=job.model_name,
-            task=job.task_type, status=job.status, epoch=job.current_epoch, epochs=job.epochs,
-            step=job.current_step, steps=job.steps_per_epoch, best_name=job.best_metric_name,
-            best_value=job.best_metric_value, started_at=job.started_at, completed_at=job.completed_at,
-            output_dir=job.output_dir or "", error_message=job.error_message, sync=sync_summary(states.get(job.id, [])),
-        )
-        for job in jobs
-    ]
+# A row is the jobs service's plain snapshot; the table only formats it.
+JobRow = JobSummary
 
 
 class JobsTableModel(QAbstractTableModel):

@@ -2,17 +2,26 @@
 
 Boxes become rectangles (two corner points), masks polygons, keypoints points sharing their box's
 ``group_id``; a classification's top-1 label becomes the image-level flag, as DICE classification
-sets store it. The exported file can be opened in labelme, corrected and added to a dataset.
+sets store it. The exported file can be opened in labelme, corrected and added to a dataset; its
+format is written by ``core.datasets.dice`` (the one labelme writer, shared with the converter).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-LABELME_VERSION = "5.0.1"
+from core.datasets.dice import (
+    LABELME_VERSION,
+    LabelmeDocument,
+    labelme_document,
+    labelme_shape,
+    write_labelme,
+)
+
+__all__ = ["LABELME_VERSION", "OverlayShape", "dice_document", "dice_json_path", "overlay_shapes", "sourced_shapes",
+           "summary", "write_dice_json"]
 KEYPOINT_MIN_CONFIDENCE = 0.5  # keypoints the model itself doubts are not drawn or exported
 
 
@@ -56,33 +65,19 @@ def overlay_shapes(result: dict[str, Any]) -> list[OverlayShape]:
     return [shape for _source, shape in sourced_shapes(result)]
 
 
-def dice_document(result: dict[str, Any], image_path: Path) -> dict[str, Any]:
+def dice_document(result: dict[str, Any], image_path: Path) -> LabelmeDocument:
     """A labelme/DICE document for ``image_path`` (imagePath relative to the JSON, no image data)."""
     width, height = (result.get("image_size") or [None, None])[:2]
-    shapes: list[dict[str, Any]] = []
-    for shape in overlay_shapes(result):
-        shapes.append({
-            "label": shape.label,
-            "points": [[round(x, 2), round(y, 2)] for x, y in shape.points],
-            "group_id": shape.group_id if shape.shape_type in ("point", "rectangle") and result.get("keypoints")
-            else None,
-            "shape_type": shape.shape_type,
-            "flags": {},
-            "description": f"confidence {shape.confidence:.3f}",
-        })
-    flags: dict[str, bool] = {}
+    with_keypoints = bool(result.get("keypoints"))
+    shapes = [
+        labelme_shape(shape.label, shape.points, shape.shape_type,
+                      group_id=shape.group_id if with_keypoints and shape.shape_type in ("point", "rectangle") else None,
+                      description=f"confidence {shape.confidence:.3f}")
+        for shape in overlay_shapes(result)
+    ]
     top_k = result.get("top_k") or []
-    if top_k:
-        flags = {item["label"]: index == 0 for index, item in enumerate(top_k)}
-    return {
-        "version": LABELME_VERSION,
-        "flags": flags,
-        "shapes": shapes,
-        "imagePath": image_path.name,
-        "imageData": None,
-        "imageHeight": height,
-        "imageWidth": width,
-    }
+    flags = {item["label"]: index == 0 for index, item in enumerate(top_k)}
+    return labelme_document(shapes, image_path.name, width, height, flags)
 
 
 def dice_json_path(image_path: Path) -> Path:
@@ -90,9 +85,7 @@ def dice_json_path(image_path: Path) -> Path:
 
 
 def write_dice_json(result: dict[str, Any], image_path: Path) -> Path:
-    target = dice_json_path(image_path)
-    target.write_text(json.dumps(dice_document(result, image_path), indent=2), encoding="utf-8")
-    return target
+    return write_labelme(dice_document(result, image_path), dice_json_path(image_path))
 
 
 def summary(result: dict[str, Any]) -> str:

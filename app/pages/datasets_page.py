@@ -8,8 +8,7 @@ writes nothing.
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,46 +40,46 @@ from app.widgets.common import Banner, BusyRow, EmptyState
 from app.widgets.image_viewer import ImageViewer
 from app.widgets.split_panel import SplitPanel
 from app.workers import ErrorInfo, TaskHandle, TaskState, run_task
-from core import dataset_store
 from core.config import DATASET_FORMATS
+from core.dataset_store import DatasetInfo
+from core.services import Store
+from core.services import datasets as datasets_service
+from core.services.projects import ProjectOverview, project_overview
+from core.settings import Settings
 
 FORMAT_LABELS = {"dice": "DICE / labelme", "yolo": "YOLO", "imagefolder": "Image folders", "coco": "COCO"}
 
 
 def _user_message(info: ErrorInfo, path: str) -> tuple[str, str]:
     """A sentence for the banner and the detail behind "Details…"."""
-    if "DatasetError" in info.detail or "ConfigError" in info.detail:
+    if any(kind in info.detail for kind in ("ServiceError", "DatasetError", "ConfigError")):
         return f"This is not a dataset the app can open: {info.message}", ""
     return f"Could not open {path}: {info.message}", info.detail
 
 
-def open_and_register(state: TaskState, store: Any, project_id: int, path: str, fmt: str,
-                      source_url: str | None = None) -> LoadedDataset:
-    """Worker body: index, health-check, then (only if all went well) register the dataset."""
-    from core.datasets import check_health, open_dataset
+def _loaded(opened: datasets_service.OpenedDataset) -> LoadedDataset:
+    assert opened.info is not None, "a registered dataset has its row"
+    return LoadedDataset(info=opened.info, index=opened.index, findings=opened.findings)
 
-    state.progress(0, 0, f"Reading {Path(path).name}…")
+
+def open_and_register(state: TaskState, store: Store, project_id: int, path: str, fmt: str, *,
+                      settings: Settings | None = None,
+                      download_progress: Callable[[int, int], None] | None = None) -> tuple[LoadedDataset, ProjectOverview]:
+    """Worker body: (download,) index, health-check, then (only if all went well) register the dataset.
+
+    Returns the loaded dataset and the fresh project overview for the sidebar."""
     with gc_policy.paused():
-        index = open_dataset(path, fmt)
-        state.check()
-        state.progress(0, 0, f"Checking {plural(len(index.images), 'image')}…")
-        findings = check_health(index)
-    state.check()  # cancelled: nothing has been written
-    dataset_id = dataset_store.add_dataset(store, project_id, path, index.format, index, source_url=source_url)
-    info = dataset_store.get_dataset(store, dataset_id)
-    assert info is not None
-    return LoadedDataset(info=info, index=index, findings=findings)
+        opened = datasets_service.register_dataset(
+            store, project_id, path, fmt, settings=settings, check=state.check, download_progress=download_progress,
+            progress=lambda text: state.progress(0, 0, text))
+    return _loaded(opened), project_overview(store)
 
 
-def reopen(state: TaskState, info: dataset_store.DatasetInfo, fmt: str | None = None) -> LoadedDataset:
-    from core.datasets import check_health, open_dataset
-
-    state.progress(0, 0, f"Reading {info.name}…")
+def reopen(state: TaskState, info: DatasetInfo, fmt: str | None = None) -> LoadedDataset:
     with gc_policy.paused():
-        index = open_dataset(info.path, fmt or info.format or "auto")
-        state.check()
-        findings = check_health(index)
-    return LoadedDataset(info=info, index=index, findings=findings)
+        opened = datasets_service.reopen_dataset(info, fmt, check=state.check,
+                                                 progress=lambda text: state.progress(0, 0, text))
+    return _loaded(opened)
 
 
 class ImageBrowser(QWidget):
@@ -453,7 +452,9 @@ class DatasetsPage(QWidget):
             self._task.cancel()
             self.busy.label.setText("Cancelling…")
 
-    def _on_added(self, dataset: LoadedDataset) -> None:
+    def _on_added(self, answer: tuple[LoadedDataset, ProjectOverview]) -> None:
+        dataset, overview = answer
+        self.state.set_overview(overview)
         self.state.datasets_list_change.emit()
         self.state.set_dataset(dataset)
 
@@ -463,37 +464,22 @@ class DatasetsPage(QWidget):
 
     def _download(self, url: str) -> None:
         """r2:// datasets: download with progress (cancellable) into the cache, then open as usual."""
-        if self.state.settings.offline_mode:
-            self.banner.show_message("Offline mode is on, so nothing is downloaded. Turn it off in Settings to "
-                                     "download r2:// datasets.", level="warning")
-            return
-        from core.storage.credentials import get_credentials
-
-        if get_credentials() is None or not self.state.settings.r2_endpoint_url:
-            self.banner.show_message("Downloading r2:// datasets needs the storage endpoint and keys: add them in "
-                                     "Settings → Storage.", level="warning")
+        problem = datasets_service.r2_download_problem(self.state.settings)
+        if problem is not None:
+            self.banner.show_message(problem, level="warning")
             return
         store, project_id, settings = self.state.store, self.state.project_id, self.state.settings
-        dest = Path(tempfile.mkdtemp(prefix="r2-", dir=_download_dir()))
 
-        def work(st: TaskState) -> LoadedDataset:
-            from core.storage.client import download_dataset
-
+        def work(st: TaskState) -> tuple[LoadedDataset, ProjectOverview]:
             def report(done: int, total: int) -> None:
-                st.check()  # Cancel: raises here, between chunks; the partial file is removed
+                st.check()  # Cancel: raises here, between chunks; the partial download is removed
                 # In KiB: Qt's progress values are 32-bit ints and datasets reach 5 GB.
                 st.progress(done // 1024, max(total // 1024, 1),
                             f"Downloading {url}: {format_bytes(done)} of {format_bytes(total)}")
 
-            try:
-                local = download_dataset(url, dest, settings=settings, progress=report)
-            except BaseException:
-                shutil.rmtree(dest, ignore_errors=True)  # nothing half-extracted stays behind
-                raise
-            return open_and_register(st, store, project_id, str(local), "auto", source_url=url)
+            return open_and_register(st, store, project_id, url, "auto", settings=settings, download_progress=report)
 
         def cancelled() -> None:
-            shutil.rmtree(dest, ignore_errors=True)
             self.banner.show_message(f"Download of {url} cancelled; nothing was added.", level="info")
 
         self.busy.start(f"Downloading {url}…")
@@ -502,7 +488,7 @@ class DatasetsPage(QWidget):
                               on_progress=self.busy.progress, on_cancelled=cancelled, on_finished=self.busy.stop)
 
     # -- showing ------------------------------------------------------------------------------------
-    def open_registered(self, info: dataset_store.DatasetInfo) -> None:
+    def open_registered(self, info: DatasetInfo) -> None:
         """Open a dataset listed in the sidebar (re-indexed in a worker)."""
         if self.is_busy():
             return
@@ -562,13 +548,10 @@ class DatasetsPage(QWidget):
         store = self.state.store
         info = dataset.info
 
-        def work(st: TaskState) -> LoadedDataset:
-            loaded = reopen(st, info, fmt)
-            dataset_store.update_format(store, info.id, fmt, loaded.index)
-            fresh = dataset_store.get_dataset(store, info.id)
-            assert fresh is not None
-            loaded.info = fresh
-            return loaded
+        def work(st: TaskState) -> tuple[LoadedDataset, ProjectOverview]:
+            with gc_policy.paused():
+                opened = datasets_service.change_format(store, info.id, fmt, check=st.check)
+            return _loaded(opened), project_overview(store)
 
         self.busy.start(f"Reading as {FORMAT_LABELS.get(fmt, fmt)}…")
         self._task = run_task(work, owner=self, title="Change format", on_result=self._on_added,
@@ -588,7 +571,7 @@ class DatasetsPage(QWidget):
             return
         dataset.info.split_config = dict(split)
         store, dataset_id = self.state.store, dataset.info.id
-        run_task(lambda _st: dataset_store.save_split_config(store, dataset_id, split), owner=self, title="Save split")
+        run_task(lambda _st: datasets_service.save_split(store, dataset_id, split), owner=self, title="Save split")
 
     def _open_from_health(self, path: str) -> None:
         self.tabs.setCurrentWidget(self.browser)
@@ -596,10 +579,3 @@ class DatasetsPage(QWidget):
             self.banner.show_message(f"{path} is not an image of this dataset (it is an annotation or folder).",
                                      level="info")
 
-
-def _download_dir() -> Path:
-    from core import paths
-
-    target = paths.cache_dir() / "downloads"
-    target.mkdir(parents=True, exist_ok=True)
-    return target

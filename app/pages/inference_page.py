@@ -39,13 +39,21 @@ from PySide6.QtWidgets import (
 
 from app.look import icon
 from app.models.app_state import AppState
-from app.models.model_choices import ModelChoice, file_choice, list_model_choices
-from app.models.predictions import dice_json_path, summary, write_dice_json
 from app.widgets.inference_canvas import DROP_HINT, InferenceCanvas
-from app.workers import ErrorInfo, run_task
+from app.workers import ErrorInfo, TaskSlots, run_task
+from core.services.checkpoints import ModelChoice, file_choice, model_choices
+from core.services.inference import (
+    DEFAULT_CONF,
+    DEFAULT_IOU,
+    ExportReport,
+    ImagePrediction,
+    dice_json_path,
+    export_dice,
+    image_files,
+    summary,
+    write_dice,
+)
 
-DEFAULT_CONF = 0.25
-DEFAULT_IOU = 0.5
 PICK_FILE = "__file__"
 
 
@@ -58,20 +66,6 @@ class Prediction:
     image: QImage | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
-
-
-def image_files(paths: list[str]) -> list[Path]:
-    """Dropped paths with folders expanded to their images (sorted; not recursive below one level)."""
-    from core.datasets.images import IMAGE_EXTENSIONS
-
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
-        else:
-            out.append(path)  # whatever it is: a non-image gets a clear message on the canvas
-    return out
 
 
 def read_image(path: Path) -> QImage:
@@ -111,6 +105,9 @@ class InferencePage(QWidget):
         self._batch_total = 0
         self._batch_done = 0
         self._batch_cancel = False
+        self._listing = False  # dropped folders are being listed (in a worker)
+        self.last_export: ExportReport | None = None
+        self.tasks = TaskSlots(self)  # "models", "list", "export": the newest wins
         self._build()
         state.project_change.connect(lambda _pid: self.refresh_models())
         state.job_event.connect(lambda _jid, event: self.refresh_models() if event.get("type") == "job_end" else None)
@@ -274,7 +271,8 @@ class InferencePage(QWidget):
     # -- models -----------------------------------------------------------------------------------
     def refresh_models(self) -> None:
         store, project_id = self.state.store, self.state.project_id
-        run_task(lambda _st: list_model_choices(store, project_id), title="List models", on_result=self._fill_models)
+        self.tasks.start("models", lambda _st: model_choices(store, project_id), title="List models",
+                         on_result=self._fill_models)
 
     def _fill_models(self, choices: list[ModelChoice]) -> None:
         if not self._alive:
@@ -337,23 +335,11 @@ class InferencePage(QWidget):
         trust = choice.trusted if trusted is None else trusted
 
         def work(_st: Any) -> dict[str, Any]:
-            from core.inference import InferenceError
+            from core.services.inference import load_model
 
-            started = time.perf_counter()
-            try:
-                info = client.load(Path(choice.path), framework=choice.framework, trusted=trust, task=choice.task)
-            except InferenceError as first_error:
-                if choice.job_id is not None or "trust" in str(first_error):
-                    raise
-                # A file of unknown origin: the other framework may be the right one.
-                other = "timm" if choice.framework == "ultralytics" else "ultralytics"
-                try:
-                    info = client.load(Path(choice.path), framework=other, trusted=trust)
-                except InferenceError:
-                    raise first_error from None
-            return {**info, "wall_ms": (time.perf_counter() - started) * 1000}
+            return load_model(client, choice, trusted=trust)
 
-        run_task(work, title="Load model", pool=self.pool,
+        run_task(work, title="Load model", pool=self.pool, owner=self,
                  on_result=lambda info: self._on_loaded(choice, info),
                  on_error=lambda error: self._on_load_error(choice, error))
         if self.current is not None:
@@ -366,10 +352,6 @@ class InferencePage(QWidget):
             return
         self.load_bar.hide()
         task = info.get("task")
-        if choice.task and task and choice.task != task:
-            self.load_error = f"{Path(choice.path).name} is a {task} model but its job trained {choice.task}."
-            self.canvas.show_message(self.load_error)
-            return
         self.loaded = info
         detects = task in ("detect", "segment", "pose")
         self.iou_slider.setEnabled(detects)
@@ -438,11 +420,21 @@ class InferencePage(QWidget):
         self.open_paths([str(target)])
 
     def open_paths(self, paths: list[str]) -> None:
-        files = image_files(paths)
+        """Show dropped or opened files; folders are listed in a worker, then the batch starts."""
+        self.cancel_batch()
+        self._listing = True
+        self.tasks.start("list", lambda _st: image_files(paths), title="List images", on_result=self._open_files,
+                         on_error=self._on_list_error)
+
+    def _on_list_error(self, error: ErrorInfo) -> None:
+        self._listing = False
+        self.canvas.show_message(f"Could not open that: {error.message}")
+
+    def _open_files(self, files: list[Path]) -> None:
+        self._listing = False
         if not files:
             self.canvas.show_message("No images found there (jpg, png, bmp, webp, tif).", level="warning")
             return
-        self.cancel_batch()
         self.images = files
         self.errors = {path: msg for path, msg in self.errors.items() if path in files}
         self._batch_cancel = False
@@ -472,6 +464,7 @@ class InferencePage(QWidget):
 
         def work(_st: Any) -> Prediction:
             from core.inference import InferenceError
+            from core.services.inference import predict_image
 
             outcome = Prediction(path, model_key)
             if batch_row is not None and self._batch_cancel:
@@ -487,12 +480,12 @@ class InferencePage(QWidget):
                 outcome.result = cached
             elif client.loaded is not None and model_key is not None:
                 try:
-                    outcome.result = client.predict(path)
+                    outcome.result = dict(predict_image(client, path))
                 except InferenceError as exc:
                     outcome.error = str(exc)
             return outcome
 
-        run_task(work, title="Predict", pool=self.pool, on_result=lambda outcome: self._on_prediction(outcome, batch_row),
+        run_task(work, title="Predict", pool=self.pool, owner=self, on_result=lambda outcome: self._on_prediction(outcome, batch_row),
                  on_error=lambda error: self._on_prediction(Prediction(path, model_key, error=error.message), batch_row))
 
     def _on_prediction(self, outcome: Prediction, batch_row: int | None) -> None:
@@ -608,7 +601,7 @@ class InferencePage(QWidget):
         self._batch_cancel = True
 
     def batch_finished(self) -> bool:
-        return self._batch_done >= self._batch_total
+        return not self._listing and self._batch_done >= self._batch_total
 
     # -- output -----------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -645,24 +638,28 @@ class InferencePage(QWidget):
         if target.exists() and not overwrite:
             return None
         try:
-            written = write_dice_json(self.filtered, self.current)
+            written = write_dice(self.filtered, self.current)
         except OSError as exc:
             self.canvas.show_message(f"Could not write {target}: {exc}")
             return None
         self._announce(f"Wrote {written.name} — open it in labelme to correct it")
         return written
 
-    def export_all(self, *, overwrite: bool = False) -> list[Path]:
+    def export_all(self, *, overwrite: bool = False) -> None:
+        """DICE JSON beside every predicted image at the current sliders (written in a worker; an
+        existing JSON, maybe the user's annotations, is kept unless ``overwrite``)."""
         from core.inference import filter_predictions
 
-        written = []
-        for path in self.images:
-            result = self.raw.get(path)
-            if result is None or (dice_json_path(path).exists() and not overwrite):
-                continue
-            written.append(write_dice_json(filter_predictions(result, conf=self.conf, iou=self.iou), path))
-        self._announce(f"Wrote {len(written)} DICE JSON files beside the images")
-        return written
+        items = [ImagePrediction(path, filter_predictions(result, conf=self.conf, iou=self.iou))
+                 for path in self.images if (result := self.raw.get(path)) is not None]
+        self.last_export = None
+        self.tasks.start("export", lambda _st: export_dice(items, overwrite=overwrite), title="Export DICE JSON",
+                         on_result=self._exported, on_error=lambda error: self.canvas.show_message(error.message))
+
+    def _exported(self, report: ExportReport) -> None:
+        self.last_export = report
+        kept = f"; kept {len(report.skipped)} existing" if report.skipped else ""
+        self._announce(f"Wrote {len(report.written)} DICE JSON files beside the images{kept}")
 
     def _announce(self, text: str) -> None:
         from app.widgets.announce import announce

@@ -43,14 +43,18 @@ from PySide6.QtWidgets import (
 from app.look import STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
 from app.models.chart_data import ChartData, load_chart_data
-from app.models.job_actions import JobDetail, delete_jobs, folder_size, owned_run_dir, read_detail
-from app.models.jobs_table import COL_PROGRESS, JobIdRole, JobRow, JobsTableModel, ProgressDelegate, read_rows
+from app.models.jobs_table import COL_PROGRESS, JobIdRole, JobRow, JobsTableModel, ProgressDelegate
 from app.widgets.announce import announce
 from app.widgets.checkpoints_panel import CheckpointsPanel
 from app.widgets.common import Banner, EmptyState
 from app.widgets.log_pane import LogPane
 from app.widgets.results_view import ResultsView
-from app.workers import ErrorInfo, TaskHandle, run_task
+from app.workers import ErrorInfo, TaskSlots, run_task
+from core.jobs import ACTIVE_STATES, RESUMABLE_STATES
+from core.rundir import RunDir
+from core.services import ServiceError
+from core.services import jobs as job_service
+from core.services.jobs import DeletePreview, JobDetail
 
 if TYPE_CHECKING:
     from app.widgets.compare_view import CompareView
@@ -58,8 +62,8 @@ if TYPE_CHECKING:
 
 REFRESH_MS = 1000
 EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
-STOPPABLE = ("queued", "running")
-RESUMABLE = ("failed", "cancelled", "interrupted")
+STOPPABLE = ACTIVE_STATES
+RESUMABLE = RESUMABLE_STATES
 
 
 class JobsPage(QWidget):
@@ -72,7 +76,7 @@ class JobsPage(QWidget):
         self.charts: LiveCharts | None = None
         self.compare: CompareView | None = None
         self.detail: JobDetail | None = None
-        self._task: TaskHandle | None = None
+        self.tasks = TaskSlots(self)  # "rows", "detail", "charts": a new read replaces the old one
         self._loading_job: int | None = None
         self._pending_metrics: list[tuple[int, dict[str, Any]]] = []
         self._mlflow: Any = None  # the `mlflow ui` process this page started
@@ -235,10 +239,11 @@ class JobsPage(QWidget):
         self._on_tab()
 
     def refresh(self) -> None:
-        if self._task is not None and not self._task.done:
-            return
+        if self.tasks.running("rows"):
+            return  # the timer fires every second: a slow read is not restarted, it finishes
         store, project_id = self.state.store, self.state.project_id
-        self._task = run_task(lambda _st: read_rows(store, project_id), title="Refresh jobs", on_result=self._show)
+        self.tasks.start("rows", lambda _st: job_service.list_jobs(store, project_id), title="Refresh jobs",
+                         on_result=self._show)
 
     def _show(self, rows: list[JobRow]) -> None:
         selected = self.selected_ids()
@@ -312,7 +317,7 @@ class JobsPage(QWidget):
         self.checkpoints.set_job(job_id)
         self.results.set_job(job_id)
         row = self.model.job(job_id) if job_id is not None else None
-        self.log.set_log(Path(row.output_dir) / "worker.log" if row and row.output_dir else None)
+        self.log.set_log(RunDir(Path(row.output_dir)).log if row and row.output_dir else None)
         self.log.set_error(None, None)
         self._load_charts(job_id)
         self._load_detail(job_id)
@@ -321,15 +326,15 @@ class JobsPage(QWidget):
         if job_id is None:
             return
         store = self.state.store
-        run_task(lambda _st: read_detail(store, job_id), title="Read job",
-                 on_result=self._on_detail, on_error=lambda _info: None)
+        self.tasks.start("detail", lambda _st: job_service.job_detail(store, job_id), title="Read job",
+                         on_result=self._on_detail, on_error=lambda _info: None)
 
     def _on_detail(self, detail: JobDetail) -> None:
         if detail.id != self.current_job_id():
             return
         self.detail = detail
         self.log.set_error(detail.error_message if detail.status == "failed" else None, detail.error_traceback)
-        self.log.set_log(Path(detail.output_dir) / "worker.log")
+        self.log.set_log(RunDir(Path(detail.output_dir)).log)
         self._update_actions()
 
     def _on_selected_status_change(self, before: str, after: str) -> None:
@@ -353,7 +358,8 @@ class JobsPage(QWidget):
         self._pending_metrics = []
         store = self.state.store
         self.chart_note.setText("Reading metrics…")
-        run_task(lambda _st: load_chart_data(store, job_id), title="Read metrics", on_result=self._on_chart_data)
+        self.tasks.start("charts", lambda _st: load_chart_data(store, job_id), title="Read metrics",
+                         on_result=self._on_chart_data)
 
     def _on_chart_data(self, data: ChartData) -> None:
         if self.charts is None or data.job_id != self._loading_job or data.job_id != self.current_job_id():
@@ -448,20 +454,18 @@ class JobsPage(QWidget):
             self.refresh()
             announce(self, result if isinstance(result, str) and result else done_message)
 
-        run_task(fn, title=title, on_result=finished, on_error=self._on_action_error)
+        run_task(fn, title=title, on_result=finished, on_error=self._on_action_error, owner=self)
 
     def _on_action_error(self, info: ErrorInfo) -> None:
         self.banner.show_message(f"{info.title}: {info.message}", detail=info.detail)
 
     def cancel_selected(self) -> None:
-        from core.jobs.store import request_cancel
-
         row = self.current_row()
         if row is None or row.status not in STOPPABLE:
             return
         store = self.state.store
         def work(_st: Any) -> str:
-            outcome = request_cancel(store, row.id)
+            outcome = job_service.cancel_job(store, row.id)
             return f"{row.name}: cancelled" if outcome == "cancelled" else ""
 
         self._run_action("Cancel job", work, f"{row.name}: stopping (the last checkpoint is kept)")
@@ -481,60 +485,70 @@ class JobsPage(QWidget):
         self._requeue(epochs)
 
     def _requeue(self, extra_epochs: int) -> None:
-        from core.jobs.store import requeue_for_resume
-
         row = self.current_row()
         if row is None:
             return
         store = self.state.store
         what = f"{extra_epochs} more epochs" if extra_epochs else "resume"
         def work(_st: Any) -> str:
-            requeue_for_resume(store, row.id, extra_epochs=extra_epochs)
+            job_service.resume_job(store, row.id, extra_epochs=extra_epochs)
             return ""
 
         self._run_action("Resume job", work, f"{row.name}: queued ({what}, from last.pt)")
 
     def clone_selected(self) -> None:
-        from core.config import ConfigError
-        from core.jobs.store import get_job, job_config
-
+        """Open the job's config in the configurator: from the detail already read, else read it first."""
         row = self.current_row()
         if row is None:
             return
+        if self.detail is not None and self.detail.id == row.id:
+            self._clone_from(self.detail)
+            return
+        store, job_id = self.state.store, row.id
+        run_task(lambda _st: job_service.job_detail(store, job_id), title="Clone job", on_result=self._clone_from,
+                 on_error=self._on_action_error, owner=self)
+
+    def _clone_from(self, detail: JobDetail) -> None:
         try:
-            config = job_config(get_job(self.state.store, row.id))
-        except ConfigError as exc:
-            self.banner.show_message(f"This job's configuration cannot be reused: {exc}")
+            config = detail.config()
+        except ServiceError as exc:
+            self.banner.show_message(str(exc))
             return
         self.clone_requested.emit(config)
 
     def delete_selected(self, confirm: bool = True) -> None:
+        """Delete the selected jobs; with ``confirm`` the run folders are measured first (in a worker)
+        and the user confirms what goes."""
         rows = [r for i in self.selected_ids() if (r := self.model.job(i)) is not None]
         if not rows or any(r.status in STOPPABLE for r in rows):
             return
-        if confirm and not self._confirm_delete(rows):
+        ids = [r.id for r in rows]
+        if not confirm:
+            self._delete(ids)
             return
         store = self.state.store
-        ids = [r.id for r in rows]
+        run_task(lambda _st: job_service.delete_preview(store, ids), title="Measure run folders",
+                 on_result=lambda previews: self._delete(ids) if self._confirm_delete(previews) else None,
+                 on_error=self._on_action_error, owner=self)
+
+    def _delete(self, ids: list[int]) -> None:
+        store = self.state.store
 
         def work(_st: Any) -> str:
-            problems = delete_jobs(store, ids)
+            problems = job_service.delete_jobs(store, ids)
             return "Not everything was deleted: " + "; ".join(problems) if problems else ""
 
         self.detail = None
         self._run_action("Delete jobs", work, f"Deleted {len(ids)} job{'s' if len(ids) != 1 else ''}")
 
-    def _confirm_delete(self, rows: list[JobRow]) -> bool:
-        lines = []
-        total = 0
-        for row in rows:
-            folder = owned_run_dir(row.output_dir)
-            size = folder_size(folder) if folder else 0
-            total += size
-            where = f"{folder} ({format_bytes(size)}: checkpoints, log, plots)" if folder else "no run folder"
-            lines.append(f"• #{row.id} {row.name}: its metrics and {where}")
+    def _confirm_delete(self, previews: list[DeletePreview]) -> bool:
+        total = sum(p.size_bytes for p in previews)
+        lines = [f"• #{p.job_id} {p.name}: its metrics and "
+                 + (f"{p.run_dir} ({format_bytes(p.size_bytes)}: checkpoints, log, plots)" if p.run_dir
+                    else "no run folder") for p in previews]
+        count = len(previews)
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete jobs",
-                          f"Delete {len(rows)} job{'s' if len(rows) != 1 else ''} and {format_bytes(total)} of files? "
+                          f"Delete {count} job{'s' if count != 1 else ''} and {format_bytes(total)} of files? "
                           "This cannot be undone.", parent=self)
         box.setInformativeText("\n".join(lines[:20]) + ("\n…" if len(lines) > 20 else ""))
         delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
@@ -572,7 +586,7 @@ class JobsPage(QWidget):
             QDesktopServices.openUrl(QUrl(f"{result[1]}/#/runs/{run_id}"))
 
         announce(self, "Starting the MLflow UI…")
-        run_task(work, title="Open MLflow UI", on_result=opened, on_error=self._on_action_error)
+        run_task(work, title="Open MLflow UI", on_result=opened, on_error=self._on_action_error, owner=self)
 
     def stop_mlflow(self) -> None:
         if self._mlflow is not None and self._mlflow[0].poll() is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,11 @@ from app.look import ERROR_COLOUR, WARNING_COLOUR, format_bytes, icon
 from app.models.app_state import AppState, LoadedDataset
 from app.widgets.common import Banner
 from app.widgets.config_form import ConfigForm
-from app.workers import ErrorInfo, TaskState, run_task
-from core import dataset_store, paths
+from app.workers import ErrorInfo, run_task
+from core import dataset_store
 from core.config import (
     FRAMEWORKS,
+    SPLIT_DEFAULTS,
     TASKS,
     ConfigError,
     JobConfig,
@@ -54,6 +54,9 @@ from core.config import (
     load_config,
     save_config,
 )
+from core.services import jobs as job_service
+from core.services.checkpoints import import_weights
+from core.services.datasets import list_datasets
 
 
 @functools.cache
@@ -254,7 +257,6 @@ class TrainPage(QWidget):
         layout.addLayout(actions)
 
         self.errors: dict[str, str] = {}
-        self._project_names: dict[int, str] = {}
         self._pretrained_names: list[str] | None = None
         self._preflight_box: QMessageBox | None = None
         self._apply_values(defaults())
@@ -284,7 +286,7 @@ class TrainPage(QWidget):
         current = self.dataset_combo.currentData()
         self.dataset_combo.blockSignals(True)
         self.dataset_combo.clear()
-        for info in dataset_store.list_datasets(self.state.store, self.state.project_id):
+        for info in list_datasets(self.state.store, self.state.project_id):
             self.dataset_combo.addItem(icon("dataset"), f"{info.name} ({info.format}, {info.num_images} images)", info)
         if self.dataset_combo.count() == 0:
             self.dataset_combo.addItem("No dataset yet: add one on the Datasets page", None)
@@ -295,7 +297,6 @@ class TrainPage(QWidget):
         self.revalidate()
 
     def _on_project_change(self, _project_id: int) -> None:
-        self._project_names.clear()  # it may have been renamed
         self._reload_datasets()
 
     def _select_dataset(self, dataset_id: int | None) -> None:
@@ -344,10 +345,10 @@ class TrainPage(QWidget):
         if info is None:
             self.dataset_summary.setText("")
             return
-        split = info.split_config or {"strategy": "stratified", "ratio": 0.8, "seed": 42}
+        split = info.split_config or SPLIT_DEFAULTS.model_dump(exclude={"file"})
         self.dataset_summary.setText(
             f"{info.task_type or 'task unknown'} · {info.num_classes} classes · split: {split.get('strategy')} "
-            f"{round(float(split.get('ratio', 0.8)) * 100)} % train, seed {split.get('seed')}"
+            f"{round(float(split.get('ratio', SPLIT_DEFAULTS.ratio)) * 100)} % train, seed {split.get('seed')}"
         )
 
     def _on_framework_change(self, framework: str) -> None:
@@ -419,17 +420,11 @@ class TrainPage(QWidget):
 
     def import_weights_file(self, path: str) -> None:
         """Copy the file under the data dir (a job never depends on a file the user may move)."""
-        def work(_st: TaskState) -> str:
-            target = paths.weights_dir() / Path(path).name
-            if Path(path).resolve() != target.resolve():
-                shutil.copy2(path, target)
-            return str(target)
-
-        def done(target: str) -> None:
-            self.weights_edit.setText(target)
+        def done(target: Path) -> None:
+            self.weights_edit.setText(str(target))
             self.file_radio.setChecked(True)
 
-        run_task(work, owner=self, title="Import weights", on_result=done,
+        run_task(lambda _st: import_weights(path), owner=self, title="Import weights", on_result=done,
                  on_error=lambda info: self.banner.show_message(f"Could not import {path}: {info.message}"))
 
     # -- config <-> form --------------------------------------------------------------------------
@@ -473,17 +468,11 @@ class TrainPage(QWidget):
         return data, errors
 
     def _project_name(self) -> str | None:
-        # Cached per project: revalidate() runs on every keystroke and must not query the DB.
-        cached = self._project_names.get(self.state.project_id)
-        if cached is None:
-            from core.db.models import Project
-
-            with self.state.store.read() as session:
-                project = session.get(Project, self.state.project_id)
-                cached = project.name if project else None
-            if cached is not None:
-                self._project_names[self.state.project_id] = cached
-        return cached
+        """The current project's name from the overview the app state holds (revalidate() runs on every
+        keystroke: no store read here). Unknown yet: the queued job gets it from its project id."""
+        overview = self.state.overview
+        project = overview.project(self.state.project_id) if overview is not None else None
+        return project.name if project is not None else None
 
     def revalidate(self, *_: Any) -> bool:
         data, errors = self._raw()
@@ -600,19 +589,25 @@ class TrainPage(QWidget):
         return True
 
     def clone_from_job_dialog(self) -> None:
-        from core.jobs.store import job_config, list_jobs
+        """Pick one of the project's jobs (listed in a worker) and fill the form with its config."""
+        store, project_id = self.state.store, self.state.project_id
+        run_task(lambda _st: job_service.list_jobs(store, project_id), owner=self, title="List jobs",
+                 on_result=self._choose_job_to_clone,
+                 on_error=lambda info: self.banner.show_message(f"Could not list the jobs: {info.message}"))
 
-        jobs = list_jobs(self.state.store, self.state.project_id)
+    def _choose_job_to_clone(self, jobs: list[job_service.JobSummary]) -> None:
         if not jobs:
             self.banner.show_message("No jobs in this project yet to clone from.", level="info")
             return
-        labels = [f"#{job.id}  {job.name or job.model_name}  ({job.status})" for job in jobs]
+        labels = [f"#{job.id}  {job.name}  ({job.status})" for job in jobs]
         choice, ok = QInputDialog.getItem(self, "Clone from job", "Job:", labels, 0, False)
-        if ok:
-            try:
-                self.apply_config(job_config(jobs[labels.index(choice)]))
-            except ConfigError as exc:
-                self.banner.show_message(f"That job's configuration cannot be reused: {exc}")
+        if not ok:
+            return
+        store, job_id = self.state.store, jobs[labels.index(choice)].id
+        run_task(lambda _st: job_service.job_config(store, job_id), owner=self, title="Clone job",
+                 on_result=self.apply_config,
+                 on_error=lambda info: self.banner.show_message(f"That job's configuration cannot be reused: "
+                                                                f"{info.message}"))
 
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -657,14 +652,18 @@ class TrainPage(QWidget):
         self._preflight_box = box
         box.open()
 
-    def queue_job(self, config: JobConfig, info: dataset_store.DatasetInfo | None) -> int:
-        from core.jobs.store import create_job
+    def queue_job(self, config: JobConfig, info: dataset_store.DatasetInfo | None) -> None:
+        """Queue the job (in a worker); the Jobs page then shows it."""
+        store, project_id = self.state.store, self.state.project_id
+        dataset_id = info.id if info else None
 
-        job_id = create_job(self.state.store, config, project_id=self.state.project_id,
-                            dataset_id=info.id if info else None)
-        self.state.jobs_change.emit()
-        self.state.page_request.emit("jobs")
-        return job_id
+        def queued(_job_id: int) -> None:
+            self.state.jobs_change.emit()
+            self.state.page_request.emit("jobs")
+
+        run_task(lambda _st: job_service.queue_job(store, config, project_id=project_id, dataset_id=dataset_id),
+                 owner=self, title="Queue job", on_result=queued,
+                 on_error=lambda info: self.banner.show_message(f"The job could not be queued: {info.message}"))
 
 
 def preflight(config: JobConfig, findings: list[Any] | None, pretrained_names: list[str] | None) -> list[tuple[str, str]]:

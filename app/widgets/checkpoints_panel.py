@@ -7,7 +7,6 @@ unavailable (no credentials, sync off): the reason is shown in place, never a si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +25,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import format_bytes
-from app.models.jobs_table import format_metric
 from app.widgets.common import Banner
-from app.workers import ErrorInfo, run_task
+from app.workers import ErrorInfo, TaskSlots
+from core.services import ServiceError
+from core.services import checkpoints as checkpoint_service
+from core.services.checkpoints import CheckpointInfo
+from core.services.jobs import format_metric
 
 COLUMNS = ("Kind", "Epoch", "Metric", "Size", "SHA-256", "Local path", "R2 URL", "Sync")
 
 
-@dataclass(frozen=True)
-class CheckpointRow:
-    id: int
-    kind: str
-    epoch: int | None
-    metric_name: str | None
-    metric_value: float | None
-    size_bytes: int | None
-    sha256: str | None
-    path: str
-    r2_url: str | None
-    sync_state: str
-    exists: bool
-
-
-def read_checkpoints(store: Any, job_id: int) -> list[CheckpointRow]:
-    from core.jobs.store import checkpoints
-
-    return [
-        CheckpointRow(row.id, row.kind, row.epoch, row.metric_name, row.metric_value, row.size_bytes, row.sha256,
-                      row.path, row.r2_url, row.sync_state, Path(row.path).is_file())
-        for row in checkpoints(store, job_id)
-    ]
+CheckpointRow = CheckpointInfo  # the panel shows the checkpoints service's plain rows
 
 
 def storage_available() -> str | None:
@@ -76,6 +56,7 @@ class CheckpointsPanel(QWidget):
         self.state = state
         self.job_id: int | None = None
         self.rows: list[CheckpointRow] = []
+        self.tasks = TaskSlots(self)  # "rows" (a new read replaces the old), "action" (upload/download)
         self.banner = Banner()
         self.empty = QLabel("No checkpoints yet: the first one is written at the end of the first epoch.")
         self.empty.setStyleSheet("color: palette(placeholder-text);")
@@ -115,11 +96,13 @@ class CheckpointsPanel(QWidget):
     def refresh(self) -> None:
         job_id = self.job_id
         if job_id is None:
+            self.tasks.cancel("rows")
             self._show([])
             return
         store = self.state.store
-        run_task(lambda _st: read_checkpoints(store, job_id), title="Read checkpoints",
-                 on_result=lambda rows: self._show(rows) if self.job_id == job_id else None)
+        # A job deleted meanwhile has no checkpoints to show: its read error only empties the table.
+        self.tasks.start("rows", lambda _st: checkpoint_service.list_checkpoints(store, job_id),
+                         title="Read checkpoints", on_result=self._show, on_error=lambda _info: self._show([]))
 
     def _show(self, rows: list[CheckpointRow]) -> None:
         selected = self.selected()
@@ -172,37 +155,30 @@ class CheckpointsPanel(QWidget):
         store, settings, job_id, kind = self.state.store, self.state.settings, self.job_id, row.kind
 
         def work(_st: Any) -> str:
-            from core.storage.outbox import enqueue_job_checkpoints, run_outbox
-
-            if not settings.sync_enabled:
-                return "Cloud sync is turned off: turn it on in Settings to upload checkpoints."
-            enqueue_job_checkpoints(store, settings, job_id, kinds=(kind,))
-            report = run_outbox(store, settings, retry_failed=True)
-            if report.disabled_reason:
-                return f"Not uploaded: {report.disabled_reason}."
-            failed = [o for o in report.outcomes if o.error]
-            if failed:
-                return f"Upload failed: {failed[0].error}"
+            try:
+                checkpoint_service.upload_checkpoints(store, job_id, kinds=(kind,), settings=settings)
+            except ServiceError as exc:
+                return f"Not uploaded: {exc}"
             return f"Uploaded {kind}.pt."
 
         self.upload_button.setEnabled(False)
         self.banner.show_message(f"Uploading {kind}.pt…", level="info")
-        run_task(work, title="Upload checkpoint", on_result=self._after_action, on_error=self._on_error)
+        self.tasks.start("action", work, title="Upload checkpoint", on_result=self._after_action,
+                         on_error=self._on_error)
 
     def download_selected(self) -> None:
         row = self.selected()
         if row is None or not row.r2_url:
             return
-        settings, url, sha = self.state.settings, row.r2_url, row.sha256
+        store, settings, job_id, kind, url = self.state.store, self.state.settings, row.job_id, row.kind, row.r2_url
 
         def work(_st: Any) -> str:
-            from core.storage.client import download_checkpoint
-
-            path = download_checkpoint(url, settings=settings, expected_sha256=sha)
+            path = checkpoint_service.download_checkpoint(store, job_id, kind, settings=settings)
             return f"Downloaded to {path}"
 
         self.banner.show_message(f"Downloading {url}…", level="info")
-        run_task(work, title="Download checkpoint", on_result=self._after_action, on_error=self._on_error)
+        self.tasks.start("action", work, title="Download checkpoint", on_result=self._after_action,
+                         on_error=self._on_error)
 
     def reveal_selected(self) -> None:
         row = self.selected()

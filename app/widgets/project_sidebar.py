@@ -1,6 +1,14 @@
-"""The project list; inside each project its datasets. Create, rename and delete (with confirmation)."""
+"""The project list; inside each project its datasets. Create, rename and delete (with confirmation).
+
+The tree is drawn from the state's :class:`ProjectOverview`, read in a worker (never a query on the GUI
+thread). Create, rename and delete call :mod:`core.services.projects` directly, because the user waits
+for their answer (a refused name is shown in place at once); each returns what changed, and the tree
+is updated from that without reading the database again.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -17,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from app.look import icon
 from app.models.app_state import AppState
-from app.models.projects import ProjectError, create_project, delete_project, list_projects, rename_project
-from core import dataset_store
+from app.workers import TaskHandle, run_task
+from core.services import ServiceError, projects
+from core.services.projects import ProjectOverview
 
 ProjectRole = Qt.ItemDataRole.UserRole + 1
 DatasetRole = Qt.ItemDataRole.UserRole + 2
@@ -55,9 +64,13 @@ class ProjectSidebar(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.message)
-        state.datasets_list_change.connect(self.refresh)
+        self._task: TaskHandle | None = None
+        state.overview_change.connect(self._fill)
         state.project_change.connect(lambda _pid: self._select_current())
-        self.refresh()
+        if state.overview is not None:
+            self._fill(state.overview)
+        else:
+            self.refresh()
 
     def _tool(self, name: str, tip: str, slot: object) -> QToolButton:
         button = QToolButton()
@@ -68,16 +81,22 @@ class ProjectSidebar(QWidget):
         return button
 
     def refresh(self) -> None:
-        """Reload projects and datasets (a few small queries: fast enough for the GUI thread)."""
+        """Read projects and datasets again in a worker; a newer refresh cancels an older one."""
+        if self._task is not None:
+            self._task.cancel()
+        store = self.state.store
+        self._task = run_task(lambda _st: projects.project_overview(store), owner=self, title="List projects",
+                              on_result=self.state.set_overview)
+
+    def _fill(self, overview: ProjectOverview) -> None:
         expanded = {item.data(0, ProjectRole) for item in self._top_items() if item.isExpanded()}
         self.tree.clear()
-        datasets = dataset_store.list_datasets(self.state.store)
-        for project in list_projects(self.state.store):
+        for project in overview.projects:
             item = QTreeWidgetItem([project.name])
             item.setIcon(0, icon("project"))
             item.setData(0, ProjectRole, project.id)
             item.setToolTip(0, f"{project.datasets} datasets, {project.jobs} jobs")
-            for info in (d for d in datasets if d.project_id == project.id):
+            for info in overview.datasets_of(project.id):
                 child = QTreeWidgetItem([info.name])
                 child.setIcon(0, icon("dataset"))
                 child.setData(0, ProjectRole, project.id)
@@ -88,6 +107,12 @@ class ProjectSidebar(QWidget):
             if project.id in expanded or project.id == self.state.project_id:
                 item.setExpanded(True)
         self._select_current()
+
+    def _overview(self) -> ProjectOverview:
+        return self.state.overview or ProjectOverview([])
+
+    def _current(self) -> projects.ProjectInfo | None:
+        return self._overview().project(self.state.project_id)
 
     def project_names(self) -> list[str]:
         return [item.text(0) for item in self._top_items()]
@@ -119,17 +144,18 @@ class ProjectSidebar(QWidget):
 
     def create_named(self, name: str) -> int | None:
         try:
-            project_id = create_project(self.state.store, name)
-        except ProjectError as exc:
+            created = projects.create_project(self.state.store, name)
+        except ServiceError as exc:
             self._show_error(str(exc))
             return None
         self.message.hide()
-        self.state.set_project(project_id)
-        self.refresh()
-        return project_id
+        overview = self._overview()
+        self.state.set_overview(dataclasses.replace(overview, projects=[*overview.projects, created]))
+        self.state.set_project(created.id)
+        return created.id
 
     def rename_current(self) -> None:
-        current = next((p for p in list_projects(self.state.store) if p.id == self.state.project_id), None)
+        current = self._current()
         if current is None:
             return
         name, ok = QInputDialog.getText(self, "Rename project", "New name:", text=current.name)
@@ -138,16 +164,18 @@ class ProjectSidebar(QWidget):
 
     def rename(self, project_id: int, name: str) -> bool:
         try:
-            rename_project(self.state.store, project_id, name)
-        except ProjectError as exc:
+            renamed = projects.rename_project(self.state.store, project_id, name)
+        except ServiceError as exc:
             self._show_error(str(exc))
             return False
         self.message.hide()
-        self.refresh()
+        overview = self._overview()
+        listed = [renamed if p.id == project_id else p for p in overview.projects]
+        self.state.set_overview(dataclasses.replace(overview, projects=listed))
         return True
 
     def delete_current(self) -> None:
-        current = next((p for p in list_projects(self.state.store) if p.id == self.state.project_id), None)
+        current = self._current()
         if current is None:
             return
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete project",
@@ -165,13 +193,15 @@ class ProjectSidebar(QWidget):
 
     def delete(self, project_id: int) -> bool:
         try:
-            delete_project(self.state.store, project_id)
-        except ProjectError as exc:
+            projects.delete_project(self.state.store, project_id)
+        except ServiceError as exc:
             self._show_error(str(exc))
             return False
         self.message.hide()
-        remaining = list_projects(self.state.store)
-        if project_id == self.state.project_id and remaining:
-            self.state.set_project(remaining[0].id)
-        self.refresh()
+        overview = self._overview()
+        remaining = ProjectOverview([p for p in overview.projects if p.id != project_id],
+                                    [d for d in overview.datasets if d.project_id != project_id])
+        self.state.set_overview(remaining)
+        if project_id == self.state.project_id and remaining.projects:
+            self.state.set_project(remaining.projects[0].id)
         return True

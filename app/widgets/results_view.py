@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.workers import run_task
+from app.workers import TaskSlots
 from core.evaluation import ValPredictions
+from core.services import Store
 
 if TYPE_CHECKING:
     from app.widgets.confusion_view import ConfusionMatrixView
@@ -37,22 +38,17 @@ TITLES = {"results": "Training curves", "confusion_matrix": "Confusion matrix", 
 INTERACTIVE = "interactive:"
 
 
-def read_artifacts(store: Any, job_id: int) -> list[tuple[str, str]]:
+def read_artifacts(store: Store, job_id: int) -> list[tuple[str, str]]:
     """(title, path) of the job's result artifacts that exist: the interactive confusion matrix (from
-    val_predictions.json) first, then images, confusion matrix and results first."""
-    from sqlalchemy import select
+    val_predictions.json) first, then images, confusion matrix and results first. Worker thread."""
+    from core.services.jobs import job_artifacts
 
-    from core.db.models import Artifact
-
-    with store.read() as session:
-        rows = session.execute(select(Artifact.kind, Artifact.path).where(Artifact.job_id == job_id)
-                               .order_by(Artifact.id)).all()
+    artifacts = [a for a in job_artifacts(store, job_id) if a.exists]
     order = {"confusion_matrix": 0, "results": 1}
-    found = [(kind, path) for kind, path in rows
-             if Path(path).suffix.lower() in IMAGE_SUFFIXES and Path(path).is_file()]
+    found = [(a.kind, a.path) for a in artifacts if Path(a.path).suffix.lower() in IMAGE_SUFFIXES]
     found.sort(key=lambda item: (order.get(item[0], 2), Path(item[1]).name))
-    interactive = [("Confusion matrix & PR curves (interactive)", INTERACTIVE + path) for kind, path in rows
-                   if kind == "val_predictions" and Path(path).is_file()][-1:]
+    interactive = [("Confusion matrix & PR curves (interactive)", INTERACTIVE + a.path) for a in artifacts
+                   if a.kind == "val_predictions"][-1:]
     return interactive + [(f"{TITLES.get(kind, kind)}: {Path(path).name}", path) for kind, path in found]
 
 
@@ -68,6 +64,7 @@ class ResultsView(QWidget):
         super().__init__(parent)
         self.state = state
         self.job_id: int | None = None
+        self.tasks = TaskSlots(self)  # "artifacts" (the list), "file" (the shown file): the newest wins
         self.list = QListWidget()
         self.list.setMaximumWidth(230)
         self.list.currentItemChanged.connect(self._on_current)
@@ -95,11 +92,12 @@ class ResultsView(QWidget):
     def refresh(self) -> None:
         job_id = self.job_id
         if job_id is None:
+            self.tasks.cancel("artifacts")
             self._show([])
             return
         store = self.state.store
-        run_task(lambda _st: read_artifacts(store, job_id), title="Read results",
-                 on_result=lambda items: self._show(items) if self.job_id == job_id else None)
+        self.tasks.start("artifacts", lambda _st: read_artifacts(store, job_id), title="Read results",
+                         on_result=self._show)
 
     def titles(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]
@@ -130,12 +128,12 @@ class ResultsView(QWidget):
             if self.confusion is not None and self._loaded_predictions == _file_key(source):
                 self.stack.setCurrentWidget(self.confusion)  # unchanged: keep the user's open cell
                 return
-            run_task(lambda _st: ValPredictions.load(source), title="Read validation predictions",
-                     on_result=lambda predictions: self._set_predictions(predictions, path), owner=self)
+            self.tasks.start("file", lambda _st: ValPredictions.load(source), title="Read validation predictions",
+                             on_result=lambda predictions: self._set_predictions(predictions, path))
             return
         self.stack.setCurrentWidget(self.picture)
-        run_task(lambda _st: QImage(path), title="Open result image",
-                 on_result=lambda image: self._set_image(image, path))
+        self.tasks.start("file", lambda _st: QImage(path), title="Open result image",
+                         on_result=lambda image: self._set_image(image, path))
 
     def _set_predictions(self, predictions: ValPredictions, path: str) -> None:
         current = self.list.currentItem()

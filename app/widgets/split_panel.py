@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 
 from app.look import WARNING_COLOUR
 from app.workers import ErrorInfo, TaskHandle, run_task
-from core.config import SPLIT_STRATEGIES, field_help
+from core.config import SPLIT_DEFAULTS, SPLIT_STRATEGIES, field_help
+from core.services import datasets as datasets_service
 
 CHART_MODULE = "app.widgets.class_chart"
 _chart_import: TaskHandle | None = None
@@ -71,11 +72,11 @@ class SplitPanel(QWidget):
         self.ratio.setRange(0.05, 0.95)
         self.ratio.setSingleStep(0.05)
         self.ratio.setDecimals(2)
-        self.ratio.setValue(0.8)
+        self.ratio.setValue(SPLIT_DEFAULTS.ratio)
         self.ratio.setToolTip(tips.get("split.ratio", ""))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(42)
+        self.seed.setValue(SPLIT_DEFAULTS.seed)
         self.seed.setToolTip(tips.get("split.seed", ""))
         form = QFormLayout()
         form.addRow("Strategy", self.strategy)
@@ -129,15 +130,16 @@ class SplitPanel(QWidget):
         """Show a dataset; ``split_config`` is the one saved with it (or None for defaults).
         ``has_predefined_split`` may be passed in when known (it walks every record)."""
         self._index = index
-        config = split_config or {}
         if has_predefined_split is None:
             has_predefined_split = index is not None and index.has_predefined_split
-        default_strategy = "predefined" if has_predefined_split else "stratified"
+        # The panel has no split-file control: a saved file does not decide its strategy.
+        saved = {key: value for key, value in (split_config or {}).items() if key != "file"}
+        choice = datasets_service.split_choice(saved=saved, has_predefined_split=has_predefined_split)
         for widget in (self.strategy, self.ratio, self.seed):
             widget.blockSignals(True)
-        self.strategy.setCurrentText(str(config.get("strategy", default_strategy)))
-        self.ratio.setValue(float(config.get("ratio", 0.8)))
-        self.seed.setValue(int(config.get("seed", 42)))
+        self.strategy.setCurrentText(choice["strategy"])
+        self.ratio.setValue(choice["ratio"])
+        self.seed.setValue(choice["seed"])
         for widget in (self.strategy, self.ratio, self.seed):
             widget.blockSignals(False)
         # The preview is computed when it is looked at (this tab shown, or the image grid filtered by
@@ -165,20 +167,18 @@ class SplitPanel(QWidget):
         if self._index is None:
             return
         self._stale = False
-        from core.datasets import split_dataset
-
         choice = self.current()
         index = self._index
         self._generation += 1
         generation = self._generation
         self.summary.setText("Splitting…")
-
-        class_names = list(index.class_names)
+        if self._task is not None:
+            self._task.cancel()  # a newer choice: the older preview is dropped anyway
 
         def work(_state: Any) -> Any:
             # Everything proportional to the image count happens here, not on the GUI thread.
-            result = split_dataset(index, strategy=choice["strategy"], ratio=choice["ratio"], seed=choice["seed"])
-            return result, result.class_counts(class_names), result.split_of()
+            preview = datasets_service.preview_split(index, choice)
+            return preview.result, preview.counts, preview.split_of
 
         self._task = run_task(
             work,

@@ -1,4 +1,4 @@
-"""``vision-platform dataset inspect|convert`` (wired into core/cli.py by ``register``).
+"""``vision-platform dataset inspect|convert|register|list|remove|split-preview`` (wired into core/cli.py by ``register``).
 
 Run standalone as ``python -m core.datasets.cli dataset inspect PATH``.
 """
@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
-from core.datasets.convert import read_conversion_report, to_coco, to_dice, to_imagefolder, to_yolo
+from core.config import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED, TASKS
+from core.datasets.convert import CONVERTERS, read_conversion_report
 from core.datasets.errors import DatasetError
-from core.datasets.health import check_health, summarize
+from core.datasets.health import summarize
 from core.datasets.model import DatasetIndex
 from core.datasets.reader import FORMATS, open_dataset
 from core.datasets.splits import STRATEGIES, SplitResult, split_dataset
@@ -22,7 +24,7 @@ _MAX_FINDINGS_SHOWN = 200
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``dataset`` command to an argparse sub-parsers object; handlers return an exit code."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("dataset", help="inspect or convert a dataset")
+    parser: argparse.ArgumentParser = subparsers.add_parser("dataset", help="inspect, convert, register, list or remove datasets")
     commands = parser.add_subparsers(dest="dataset_command", required=True)
 
     inspect = commands.add_parser("inspect", help="format, counts per class and split, health findings")
@@ -34,16 +36,21 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     convert = commands.add_parser("convert", help="convert to a framework format (images are linked)")
     convert.add_argument("path")
-    convert.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder", "dice"))
+    convert.add_argument("--to", required=True, choices=tuple(CONVERTERS))
     convert.add_argument("out", help="output folder (must be new, empty, or a previous conversion)")
     convert.add_argument("--format", default="auto", choices=("auto", *FORMATS))
-    convert.add_argument("--task", choices=("detect", "segment", "pose", "classify"), help="YOLO task (default: guessed)")
-    convert.add_argument("--split-ratio", type=float, default=0.8, help="train fraction (default 0.8)")
-    convert.add_argument("--seed", type=int, default=42)
+    convert.add_argument("--task", choices=TASKS, help="YOLO task (default: guessed)")
+    convert.add_argument("--split-ratio", type=float, default=DEFAULT_SPLIT_RATIO,
+                         help=f"train fraction (default {DEFAULT_SPLIT_RATIO})")
+    convert.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help=f"split seed (default {DEFAULT_SPLIT_SEED})")
     convert.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: the dataset's own split, else stratified")
     convert.add_argument("--split-file", help="a train.txt listing the training images")
     convert.add_argument("--copy", action="store_true", help="copy images instead of linking them")
     convert.set_defaults(func=cmd_convert, handler=cmd_convert)
+
+    from core.commands.datasets import add_commands  # register, list, remove, split-preview
+
+    add_commands(commands)
     return parser
 
 
@@ -62,12 +69,15 @@ def _table(index: DatasetIndex, out: TextIO) -> None:
 
 def cmd_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    from core.services import ServiceError
+    from core.services.datasets import inspect_dataset
+
     try:
-        index = open_dataset(args.path, args.format)
-    except DatasetError as exc:
+        opened = inspect_dataset(args.path, args.format, deep=args.deep, duplicates=getattr(args, "duplicates", False))
+    except ServiceError as exc:
         out.write(f"error: {exc}\n")
         return 2
-    findings = check_health(index, deep=args.deep, duplicates=getattr(args, "duplicates", False))
+    index, findings = opened.index, opened.findings
     out.write(f"dataset: {index.root}\nformat: {index.format}   task: {index.task_hint or 'unknown'}   ")
     out.write(f"images: {len(index.images)}   classes: {len(index.class_names)}\n")
     if index.keypoint_names:
@@ -86,6 +96,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def cmd_convert(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     link = not args.copy
+    converter = CONVERTERS[args.to]
     try:
         index = open_dataset(args.path, args.format)
         split: SplitResult | None = None
@@ -93,17 +104,9 @@ def cmd_convert(args: argparse.Namespace, out: TextIO | None = None) -> int:
             split = split_dataset(
                 index, strategy=args.strategy or "predefined", ratio=args.split_ratio, seed=args.seed, split_file=args.split_file
             )
-        elif not index.has_predefined_split and args.to in ("yolo",):
+        elif not index.has_predefined_split and converter.needs_split:
             split = split_dataset(index, ratio=args.split_ratio, seed=args.seed)
-        if args.to == "yolo":
-            task = args.task or (index.task_hint if index.task_hint in ("detect", "segment", "pose", "classify") else "detect")
-            result = to_yolo(index, args.out, task=task, split=split, link=link)
-        elif args.to == "coco":
-            result = to_coco(index, args.out, split=split, link=link)
-        elif args.to == "imagefolder":
-            result = to_imagefolder(index, args.out, split=split, link=link)
-        else:
-            result = to_dice(index, args.out, link=link)
+        result = converter.write(index, Path(args.out), split, link, getattr(args, "task", None))
     except DatasetError as exc:
         out.write(f"error: {exc}\n")
         return 2

@@ -15,19 +15,21 @@ import math
 import os
 import posixpath
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.config import TASKS
 from core.datasets.common import MAPPING_FILE, REPORT_FILE, SPLIT_DIR_NAMES
+from core.datasets.dice import LabelmeShape, labelme_document, labelme_shape, labelme_text
 from core.datasets.errors import DatasetError
 from core.datasets.model import DatasetIndex, ImageRecord, Shape
 from core.datasets.splits import SplitResult, split_dataset
 
 MARKER = ".vision-platform-dataset"
-TASKS = ("detect", "segment", "pose", "classify")
 _CIRCLE_VERTICES = 32
 _STRUCTURAL_DIRS = frozenset({"images", "labels", "annotations", *SPLIT_DIR_NAMES})
 
@@ -262,7 +264,8 @@ def clipped_box(shape: Shape, width: int, height: int) -> tuple[float, float, fl
 
 
 def _resolve_split(index: DatasetIndex, split: SplitResult | None) -> SplitResult:
-    """The split to write: the caller's, else the dataset's own, else a stratified 80/20 (seed 42)."""
+    """The split to write: the caller's, else the dataset's own, else a stratified split with the
+    config's default ratio and seed."""
     if split is not None:
         return split
     if index.has_predefined_split:
@@ -539,19 +542,12 @@ def to_coco(index: DatasetIndex, out_dir: str | Path, split: SplitResult | None 
 # --------------------------------------------------------------------------------------------- DICE
 
 
-def _dice_shape(shape: Shape) -> dict[str, Any]:
-    return {
-        "label": shape.label,
-        "points": [[round(x, 2), round(y, 2)] for x, y in shape.points],
-        "group_id": shape.group_id,
-        "description": "",
-        "shape_type": shape.shape_type,
-        "flags": dict(shape.flags),
-    }
+def _dice_shape(shape: Shape) -> LabelmeShape:
+    return labelme_shape(shape.label, shape.points, shape.shape_type, group_id=shape.group_id, flags=shape.flags)
 
 
 def to_dice(index: DatasetIndex, out_dir: str | Path, link: bool = True) -> Path:
-    """Seed layout: images/<name> + annotations/<stem>.json (labelme-compatible; imagePath relative to
+    """DICE layout: images/<name> + annotations/<stem>.json (labelme-compatible; imagePath relative to
     the JSON). A dataset's own train/val split is kept as train.txt / val.txt."""
     out = _Output(index, out_dir, link)
     out.path("images").mkdir(parents=True, exist_ok=True)
@@ -563,16 +559,9 @@ def to_dice(index: DatasetIndex, out_dir: str | Path, link: bool = True) -> Path
             continue
         name = out.unique_name("images", record.rel, flatten=True)
         out.place(record, "images", name)
-        data = {
-            "version": "5.0.1",
-            "flags": {label: True for label in record.labels},
-            "shapes": [_dice_shape(shape) for shape in record.shapes],
-            "imagePath": f"../images/{name}",
-            "imageData": None,
-            "imageHeight": record.height,
-            "imageWidth": record.width,
-        }
-        out.write_json(data, "annotations", posixpath.splitext(name)[0] + ".json")
+        document = labelme_document([_dice_shape(shape) for shape in record.shapes], f"../images/{name}",
+                                    record.width, record.height, {label: True for label in record.labels})
+        out.write_text(labelme_text(document), "annotations", posixpath.splitext(name)[0] + ".json")
         if record.split in ("train", "val"):
             split_lists[record.split].append(f"images/{name}")
         elif record.split == "test":
@@ -583,4 +572,27 @@ def to_dice(index: DatasetIndex, out_dir: str | Path, link: bool = True) -> Path
     return out.finish("dice", index.task_hint, index.class_names, {"keypoint_names": index.keypoint_names})
 
 
-CONVERTERS = ("yolo", "coco", "imagefolder", "dice")
+# ------------------------------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True)
+class Converter:
+    """One output format: how to write it and whether it needs a train/val split to be made up
+    when the dataset has none of its own (YOLO's images/train + images/val)."""
+
+    write: Callable[[DatasetIndex, Path, SplitResult | None, bool, str | None], Path]
+    needs_split: bool = False
+
+
+def default_yolo_task(index: DatasetIndex) -> str:
+    """The task a YOLO conversion writes when none is asked for: the dataset's own, else detect."""
+    return index.task_hint if index.task_hint in TASKS else "detect"
+
+
+CONVERTERS: dict[str, Converter] = {
+    "yolo": Converter(lambda index, out, split, link, task: to_yolo(
+        index, out, task=task or default_yolo_task(index), split=split, link=link), needs_split=True),
+    "coco": Converter(lambda index, out, split, link, _task: to_coco(index, out, split=split, link=link)),
+    "imagefolder": Converter(lambda index, out, split, link, _task: to_imagefolder(index, out, split=split, link=link)),
+    "dice": Converter(lambda index, out, _split, link, _task: to_dice(index, out, link=link)),
+}

@@ -1,21 +1,25 @@
-"""DICE / labelme reader.
+"""The DICE / labelme format, read and written here only.
 
-Two layouts: the seed's (``images/`` + ``annotations/<stem>.json``, optionally under ``train/``,
+Reading: two layouts, DICE's (``images/`` + ``annotations/<stem>.json``, optionally under ``train/``,
 ``val/``) and labelme's (each JSON beside its image). ``imagePath`` is resolved relative to the
-JSON, as labelme does, and must stay inside the dataset root; the seed's own files store a bare
-file name relative to ``images/``, so that is tried next, then an image with the JSON's stem.
+JSON, as labelme does, and must stay inside the dataset root; DICE's own files store a bare file
+name relative to ``images/``, so that is tried next, then an image with the JSON's stem.
+
+Writing: :func:`labelme_shape`, :func:`labelme_document` and :func:`labelme_text` build the one
+document shape the converter (``to_dice``) and the prediction export both write, so a file the app
+exports opens in labelme and reads back as a dataset.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from core.datasets.common import (
     IGNORE_LABEL,
@@ -34,6 +38,65 @@ from core.datasets.common import (
     walk_files,
 )
 from core.datasets.model import DatasetIndex, Finding, ImageRecord, SplitName
+from core.files import atomic_write_bytes, sha256_bytes
+
+LABELME_VERSION = "5.0.1"
+
+
+class LabelmeShape(TypedDict):
+    label: str
+    points: list[list[float]]
+    group_id: int | None
+    description: str
+    shape_type: str
+    flags: dict[str, bool]
+
+
+class LabelmeDocument(TypedDict):
+    version: str
+    flags: dict[str, bool]
+    shapes: list[LabelmeShape]
+    imagePath: str
+    imageData: None
+    imageHeight: int | None
+    imageWidth: int | None
+
+
+def labelme_shape(label: str, points: Iterable[tuple[float, float]], shape_type: str, *, group_id: int | None = None,
+                  description: str = "", flags: Mapping[str, bool] | None = None) -> LabelmeShape:
+    """One labelme shape; coordinates rounded to 1/100 pixel."""
+    return {
+        "label": label,
+        "points": [[round(x, 2), round(y, 2)] for x, y in points],
+        "group_id": group_id,
+        "description": description,
+        "shape_type": shape_type,
+        "flags": dict(flags or {}),
+    }
+
+
+def labelme_document(shapes: list[LabelmeShape], image_path: str, width: int | None, height: int | None,
+                     flags: Mapping[str, bool] | None = None) -> LabelmeDocument:
+    """A labelme document without embedded image data; ``image_path`` is relative to the JSON."""
+    return {
+        "version": LABELME_VERSION,
+        "flags": dict(flags or {}),
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": None,
+        "imageHeight": height,
+        "imageWidth": width,
+    }
+
+
+def labelme_text(document: LabelmeDocument) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def write_labelme(document: LabelmeDocument, target: Path) -> Path:
+    """Write ``document`` to ``target`` atomically (an export never leaves half a JSON)."""
+    atomic_write_bytes(target, labelme_text(document).encode("utf-8"))
+    return target
 
 
 def is_dice_json(data: Any) -> bool:
@@ -46,7 +109,7 @@ def _stem_key(rel: str) -> tuple[str, str]:
 
 
 def _images_dir_for(json_rel: str) -> str | None:
-    """For a JSON under an ``annotations`` folder: the sibling ``images`` folder (seed layout)."""
+    """For a JSON under an ``annotations`` folder: the sibling ``images`` folder (DICE layout)."""
     parts = json_rel.split("/")[:-1]
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == "annotations":
@@ -64,7 +127,7 @@ def _embedded_image(data: str, rel: str) -> Path | None:
         return None
     if not raw:
         return None
-    digest = hashlib.sha256(raw).hexdigest()[:24]
+    digest = sha256_bytes(raw)[:24]
     target_dir = cache_dir() / "datasets" / "embedded"
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / f"{digest}{posixpath.splitext(rel)[1].lower() or '.img'}"

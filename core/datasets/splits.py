@@ -1,4 +1,4 @@
-"""Train/val splits: stratified, random, sequential and predefined (seed section 6).
+"""Train/val splits: stratified, random, sequential and predefined (design document, section 6).
 
 Reproducible everywhere: records are sorted by their relative path before anything random happens
 and every random choice comes from ``random.Random`` seeded with the user's seed (string seeds are
@@ -13,11 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED, SPLIT_STRATEGIES
 from core.datasets.common import inside
 from core.datasets.errors import DatasetError
 from core.datasets.model import DatasetIndex, ImageRecord
 
-STRATEGIES = ("stratified", "random", "sequential", "predefined")
+STRATEGIES = SPLIT_STRATEGIES
 BACKGROUND = "(no annotation)"  # the stratum of images without any class
 
 
@@ -108,8 +109,8 @@ def _read_split_file(split_file: str | Path, records: list[ImageRecord]) -> tupl
 def split_dataset(
     index: DatasetIndex,
     strategy: str = "stratified",
-    ratio: float = 0.8,
-    seed: int = 42,
+    ratio: float = DEFAULT_SPLIT_RATIO,
+    seed: int = DEFAULT_SPLIT_SEED,
     split_file: str | Path | None = None,
     *,
     stratify_by: str = "rarest",

@@ -110,7 +110,7 @@ _stores_lock = threading.Lock()
 
 
 def open_store(db_file: Path | None = None) -> Store:
-    """Open (once per process and file), migrate and seed the store."""
+    """Open (once per process and file), migrate it and add its default rows."""
     target = Path(db_file) if db_file else paths.db_path()
     target = target.resolve()
     with _stores_lock:

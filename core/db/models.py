@@ -1,6 +1,6 @@
 """SQLAlchemy 2 models.
 
-The seed's schema (users, projects, training_jobs, training_metrics) keeps its column names so that
+The original schema (users, projects, training_jobs, training_metrics) keeps its column names so that
 its queries still read; what a desktop app needs on top (datasets, checkpoints, artifacts, the upload
 outbox, settings) sits beside it. Schema changes go through Alembic migrations in ``core/migrations``.
 """
@@ -74,7 +74,7 @@ class TrainingJob(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=False)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
-    # Model (seed columns)
+    # Model (original schema columns)
     framework: Mapped[str] = mapped_column(String(64), nullable=False)
     model_name: Mapped[str] = mapped_column(String(256), nullable=False)
     task_type: Mapped[str] = mapped_column(String(64), nullable=False)

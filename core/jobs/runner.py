@@ -1,7 +1,7 @@
 """Supervise one training worker process and persist what it reports.
 
 The worker is the same executable with the ``worker`` sub-command (so it also works frozen). It
-writes JSON-lines events on stdout (``core.events``); stderr goes to ``worker.log`` in the run dir.
+writes JSON-lines events on stdout (``core.events``); stderr goes to the run dir's log (``RunDir.log``).
 A reader thread turns lines into events; the runner thread persists them in batches (one write
 transaction per batch, never one per metric), forwards them to listeners and to ``on_event``, and
 enforces cancellation: stop file → SIGTERM after ``grace_seconds`` → SIGKILL.
@@ -17,7 +17,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,12 +25,14 @@ from typing import IO, Any
 
 from sqlalchemy import select, update
 
-from core import paths
 from core.db.engine import Store
 from core.db.models import Artifact, Checkpoint, TrainingJob, utcnow
 from core.events import ProtocolError, decode_event, describe_event
+from core.jobs import JobState
 from core.jobs import store as job_store
 from core.jobs.listeners import JobListener, call_safely
+from core.launch import child_env, subcommand
+from core.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +44,7 @@ LOG_TAIL_LINES = 30
 
 def worker_command(run_dir: Path, *, resume: bool) -> list[str]:
     """The command line that starts a worker for ``run_dir`` (frozen app or Python install)."""
-    args = ["worker", "--run-dir", str(run_dir)]
-    if resume:
-        args.append("--resume")
-    if getattr(sys, "frozen", False):
-        return [sys.executable, *args]
-    return [sys.executable, "-m", "vision_platform", *args]
-
-
-def worker_env() -> dict[str, str]:
-    """Environment for workers: never wait on the network, keep framework state under our data dir."""
-    env = dict(os.environ)
-    env["VP_HOME"] = str(paths.data_dir())
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("YOLO_OFFLINE", "1")
-    env.setdefault("YOLO_AUTOINSTALL", "false")
-    env.setdefault("YOLO_CONFIG_DIR", str(paths.data_dir() / "ultralytics"))
-    env.setdefault("MPLBACKEND", "Agg")
-    # The worker must be able to import our packages even when started from another cwd.
-    project_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH", "")) if p)
-    return env
+    return subcommand("worker", "--run-dir", str(run_dir), *(["--resume"] if resume else []))
 
 
 def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -134,6 +113,8 @@ class _EventBatch:
                 artifacts.append(event)
             elif kind == "hello":
                 job_values["worker_pid"] = event.get("pid")
+            elif kind == "dataset" and event.get("num_classes") is not None:
+                job_values["num_classes"] = int(event["num_classes"])
             elif kind == "done":
                 if event.get("best_metric_name"):
                     job_values.update(best_metric_name=event["best_metric_name"],
@@ -215,16 +196,14 @@ class JobRunner:
         self.term_seconds = term_seconds
 
     # ------------------------------------------------------------------ set-up
-    def _prepare_run_dir(self, job: TrainingJob, resume: bool) -> Path:
-        run_dir = Path(job.output_dir or paths.job_dir(job.id))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "STOP").unlink(missing_ok=True)
+    def _prepare_run_dir(self, job: TrainingJob, resume: bool) -> RunDir:
+        run = RunDir.of(job.output_dir, job.id)
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.stop.unlink(missing_ok=True)
         # The effective config, as the worker will use it (args.yaml, like Ultralytics' runs).
-        (run_dir / "args.yaml").write_text(job.config_yaml or "", encoding="utf-8")
-        (run_dir / "job.json").write_text(
-            json.dumps({"job_id": job.id, "project_id": job.project_id, "resume": resume}), encoding="utf-8"
-        )
-        return run_dir
+        run.args.write_text(job.config_yaml or "", encoding="utf-8")
+        run.write_job_info({"job_id": job.id, "project_id": job.project_id, "resume": resume})
+        return run
 
     # ------------------------------------------------------------------ main
     def run(self, job_id: int, *, claimed: bool = False) -> str:
@@ -236,8 +215,8 @@ class JobRunner:
             last = job_store.latest_checkpoint(self.store, job_id, "last")
             if last is not None and last.epoch is not None:
                 job_store.drop_metrics_from_epoch(self.store, job_id, last.epoch + 1)
-        run_dir = self._prepare_run_dir(job, resume)
-        log_file = run_dir / "worker.log"
+        run = self._prepare_run_dir(job, resume)
+        log_file = run.log
         for listener in self.listeners:
             call_safely(listener, "on_job_start", job_id)
 
@@ -246,12 +225,12 @@ class JobRunner:
             log_handle.flush()
             try:
                 process = subprocess.Popen(
-                    worker_command(run_dir, resume=resume),
+                    worker_command(run.root, resume=resume),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=log_handle,
-                    env=worker_env(),
-                    cwd=str(run_dir),
+                    env=child_env(),
+                    cwd=str(run.root),
                     start_new_session=True,  # its own process group: stop kills its data loaders too
                     text=True,
                     encoding="utf-8",
@@ -263,7 +242,7 @@ class JobRunner:
                 self._notify_end(job_id, "failed")
                 return "failed"
             job_store.update_job(self.store, job_id, worker_pid=process.pid)
-            status = self._supervise(job_id, process, log_file)
+            status = self._supervise(job_id, process, run)
         self._notify_end(job_id, status)
         return status
 
@@ -273,7 +252,8 @@ class JobRunner:
         for listener in self.listeners:
             call_safely(listener, "on_job_end", job_id, status)
 
-    def _supervise(self, job_id: int, process: subprocess.Popen[str], log_file: Path) -> str:
+    def _supervise(self, job_id: int, process: subprocess.Popen[str], run: RunDir) -> JobState:
+        log_file = run.log
         events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         assert process.stdout is not None
         reader = threading.Thread(target=self._read_events, args=(process.stdout, events, log_file), daemon=True,
@@ -282,7 +262,7 @@ class JobRunner:
         batcher = _EventBatch(job_id)
         pending: list[dict[str, Any]] = []
         last_flush = time.monotonic()
-        stop_file = log_file.parent / "STOP"
+        stop_file = run.stop
         cancel_seen_at: float | None = None
         term_sent_at: float | None = None
         done_event: dict[str, Any] | None = None
@@ -321,6 +301,7 @@ class JobRunner:
         exit_code = process.wait()
         reader.join(timeout=5)
         cancelled = stop_file.exists()
+        status: JobState
         if done_event is not None and exit_code == 0:
             status = "cancelled" if done_event.get("status") == "cancelled" else "completed"
             job_store.finish_job(self.store, job_id, status, exit_code=exit_code,

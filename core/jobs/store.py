@@ -20,9 +20,8 @@ from core import paths
 from core.config import JobConfig, config_from_dict
 from core.db.engine import Store
 from core.db.models import Checkpoint, Project, TrainingJob, TrainingMetric, User, utcnow
-from core.jobs import FINAL_STATES
-
-SEED_COLUMNS = {"loss": "loss", "train/loss": "loss", "accuracy": "accuracy", "val/accuracy": "accuracy", "lr": "learning_rate"}
+from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState
+from core.rundir import CheckpointKind, RunDir
 
 
 class JobError(ValueError):
@@ -41,7 +40,7 @@ def project_id_for(store: Store, name: str) -> int:
         return project.id
 
 
-def create_job(store: Store, config: JobConfig, *, status: str = "queued", project_id: int | None = None,
+def create_job(store: Store, config: JobConfig, *, status: JobState = "queued", project_id: int | None = None,
                dataset_id: int | None = None) -> int:
     """Insert a job row for ``config`` (validated) and create its run directory."""
     pid = project_id if project_id is not None else project_id_for(store, config.project)
@@ -134,7 +133,7 @@ def claim_job(store: Store, job_id: int) -> bool:
         return bool(getattr(result, "rowcount", 0))
 
 
-def finish_job(store: Store, job_id: int, status: str, *, error: str | None = None, traceback: str | None = None,
+def finish_job(store: Store, job_id: int, status: JobState, *, error: str | None = None, traceback: str | None = None,
                exit_code: int | None = None) -> None:
     assert status in FINAL_STATES, status
     update_job(
@@ -153,7 +152,7 @@ def finish_job(store: Store, job_id: int, status: str, *, error: str | None = No
 def request_cancel(store: Store, job_id: int) -> str:
     """Ask a job to stop. Queued jobs are cancelled at once; running ones get a stop file + flag."""
     job = get_job(store, job_id)
-    if job.status in ("queued", "pending"):
+    if job.status in NOT_STARTED_STATES:
         finish_job(store, job_id, "cancelled", error="Cancelled before it started")
         return "cancelled"
     if job.status != "running":
@@ -164,15 +163,15 @@ def request_cancel(store: Store, job_id: int) -> str:
 
 
 def stop_file_for(job_id: int) -> Path:
-    run_dir = paths.job_dir(job_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir / "STOP"
+    run = RunDir.for_job(job_id)
+    run.root.mkdir(parents=True, exist_ok=True)
+    return run.stop
 
 
 def requeue_for_resume(store: Store, job_id: int, *, extra_epochs: int = 0) -> None:
     """Queue a stopped job again; its worker resumes from last.pt. ``extra_epochs`` extends the run."""
     job = get_job(store, job_id)
-    if job.status in ("queued", "running"):
+    if job.status in ACTIVE_STATES:
         raise JobError(f"job {job_id} is {job.status}; it cannot be resumed now")
     last = latest_checkpoint(store, job_id, "last")
     if last is None or not Path(last.path).is_file():
@@ -189,7 +188,7 @@ def requeue_for_resume(store: Store, job_id: int, *, extra_epochs: int = 0) -> N
     update_job(store, job_id, **values)
 
 
-def latest_checkpoint(store: Store, job_id: int, kind: str) -> Checkpoint | None:
+def latest_checkpoint(store: Store, job_id: int, kind: CheckpointKind) -> Checkpoint | None:
     with store.read() as session:
         row = session.scalars(
             select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.kind == kind).order_by(Checkpoint.id.desc())
@@ -219,7 +218,7 @@ def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[Trai
 
 
 def metric_values(row: TrainingMetric) -> dict[str, float]:
-    """All named values of one metric row (seed columns folded back under their names)."""
+    """All named values of one metric row (the JSON holds every value, the original columns too)."""
     values: dict[str, float] = json.loads(row.extra_metrics) if row.extra_metrics else {}
     return values
 

@@ -11,3 +11,8 @@ from __future__ import annotations
 
 class ServiceError(ValueError):
     """A user action that cannot be done as asked; the message names the thing and the fix."""
+
+
+# The open data store, passed to every service as its first argument. ``app/`` holds it as an opaque
+# handle (it never imports ``core.db`` or SQLAlchemy itself), so the type is re-exported here.
+from core.db.engine import Store as Store  # noqa: E402

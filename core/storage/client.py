@@ -149,14 +149,6 @@ def digest_file(path: Path, part_size: int, threshold: int | None = None) -> Fil
     return FileDigest(size, sha.hexdigest(), size if single else part_size, tuple(md5s), multipart=not single)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # -- upload ---------------------------------------------------------------------------------------
 @dataclass
 class UploadResult:
@@ -457,7 +449,7 @@ def download_checkpoint(
     settings: Settings | None = None,
     expected_sha256: str | None = None,
 ) -> Path:
-    """The seed's ``download_checkpoint``: a local path is checked and returned, an r2:// URL cached."""
+    """The design document's ``download_checkpoint``: a local path is checked and returned, an r2:// URL cached."""
     from core.storage.r2url import is_r2_url
 
     if not is_r2_url(url_or_path):

@@ -1,4 +1,4 @@
-"""R2 / S3 keys: the OS keyring first, then a 0600 file, then the seed's environment variables.
+"""R2 / S3 keys: the OS keyring first, then a 0600 file, then the design document's environment variables.
 
 Why a file fallback at all: headless Linux boxes often have no Secret Service, and keyring then
 raises ``NoKeyringError``. We never fall back silently: :func:`save_credentials` returns a notice

@@ -1,9 +1,9 @@
-"""Storage errors and the seed's size limits (checked before any byte is transferred)."""
+"""Storage errors and the design document's size limits (checked before any byte is transferred)."""
 
 from __future__ import annotations
 
-# Seed, appendix C "File Size Limits": checkpoint 500 MB, dataset 5 GB (binary units: a file the
-# seed's tools call "500 MB" must pass).
+# Design document, appendix C "File Size Limits": checkpoint 500 MB, dataset 5 GB (binary units: a
+# file the original tools call "500 MB" must pass).
 MAX_CHECKPOINT_BYTES = 500 * 1024**2
 MAX_DATASET_BYTES = 5 * 1024**3
 

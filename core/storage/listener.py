@@ -57,7 +57,7 @@ class SyncListener:
         self.start()  # retries left from earlier runs go out while this job trains
 
     def on_events(self, job_id: int, events: list[dict[str, Any]]) -> None:
-        return None  # checkpoints are uploaded when the job has completed (seed: not per epoch)
+        return None  # checkpoints are uploaded when the job has completed (design document: not per epoch)
 
     def on_job_end(self, job_id: int, status: str) -> None:
         if status != "completed" or not self.settings.sync_enabled:

@@ -1,6 +1,6 @@
 """The upload outbox: every file that must reach R2 is a row in ``uploads`` that survives restarts.
 
-States: ``pending`` → ``uploading`` → ``synced`` | ``failed``.
+States (``core.storage.states.UploadState``): ``pending`` → ``uploading`` → ``synced`` | ``failed``.
 A failed row has ``last_error``, ``attempts`` and ``next_retry_at`` (30 s × 2^(attempts-1), capped
 at one hour); a failure that retrying cannot fix (file gone, over the size limit) has no
 ``next_retry_at`` and waits for the user (``vision-platform sync`` retries every failed row).
@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 
-from core.db.models import Checkpoint, TrainingJob, Upload, utcnow
+from core.db.models import Checkpoint, TrainingJob, TrainingMetric, Upload, utcnow
+from core.rundir import CHECKPOINT_KINDS, checkpoint_file_name
 from core.storage.errors import MAX_CHECKPOINT_BYTES, StorageError
 from core.storage.r2url import checkpoint_key, make_r2_url
+from core.storage.states import UploadState
 
 if TYPE_CHECKING:
     from core.db.engine import Store
@@ -79,8 +81,9 @@ def enqueue_upload(
         return int(row.id)
 
 
-def enqueue_job_checkpoints(store: Store, settings: Settings, job_id: int, kinds: tuple[str, ...] = ("best", "last")) -> list[int]:
-    """Queue the job's checkpoints under the seed's key layout; returns the upload row ids."""
+def enqueue_job_checkpoints(store: Store, settings: Settings, job_id: int,
+                            kinds: tuple[str, ...] = CHECKPOINT_KINDS) -> list[int]:
+    """Queue the job's checkpoints under the design document's key layout; returns the upload row ids."""
     with store.read() as session:
         project_id = session.scalar(select(TrainingJob.project_id).where(TrainingJob.id == job_id))
         if project_id is None:
@@ -92,7 +95,7 @@ def enqueue_job_checkpoints(store: Store, settings: Settings, job_id: int, kinds
         ).all()
     ids = []
     for checkpoint_id, kind, path in rows:
-        name = f"{kind}.pt" if kind in ("best", "last") else Path(path).name
+        name = checkpoint_file_name(kind) if kind in CHECKPOINT_KINDS else Path(path).name
         ids.append(
             enqueue_upload(
                 store,
@@ -111,7 +114,7 @@ def enqueue_job_checkpoints(store: Store, settings: Settings, job_id: int, kinds
 class UploadOutcome:
     upload_id: int
     key: str
-    state: str
+    state: UploadState
     error: str | None = None
     skipped: bool = False
 
@@ -194,20 +197,39 @@ def _finish(store: Store, row: Upload, outcome: UploadOutcome, **values: Any) ->
             if values.get("state") == "synced":
                 # Only if the checkpoint row still describes the bytes we sent (it is updated in place
                 # when training writes a newer last.pt).
-                session.execute(
+                url = make_r2_url(row.bucket, row.key)
+                marked = session.execute(
                     update(Checkpoint)
                     .where(
                         Checkpoint.id == row.checkpoint_id,
                         or_(Checkpoint.sha256.is_(None), Checkpoint.sha256 == values.get("sha256")),
                     )
-                    .values(r2_url=make_r2_url(row.bucket, row.key), sync_state="synced")
+                    .values(r2_url=url, sync_state="synced")
                 )
+                if getattr(marked, "rowcount", 0):
+                    _record_epoch_checkpoint(session, row.checkpoint_id, url)
             elif values.get("state") == "failed":
                 session.execute(
                     update(Checkpoint)
                     .where(Checkpoint.id == row.checkpoint_id, Checkpoint.sync_state != "synced")
                     .values(sync_state="failed")
                 )
+
+
+def _record_epoch_checkpoint(session: Any, checkpoint_id: int, url: str) -> None:
+    """``training_metrics.checkpoint_path`` of the checkpoint's epoch: the R2 URL it now has.
+
+    best.pt wins over last.pt when both hold the same epoch (it is the file a user picks)."""
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None or checkpoint.epoch is None:
+        return
+    query = update(TrainingMetric).where(
+        TrainingMetric.job_id == checkpoint.job_id, TrainingMetric.epoch == checkpoint.epoch,
+        TrainingMetric.kind == "epoch",
+    )
+    if checkpoint.kind != "best":
+        query = query.where(TrainingMetric.checkpoint_path.is_(None))
+    session.execute(query.values(checkpoint_path=url))
 
 
 def _expected_sha(store: Store, row: Upload) -> str | None:
@@ -339,7 +361,7 @@ def run_outbox(
     return report
 
 
-def list_uploads(store: Store, states: tuple[str, ...] | None = None) -> list[Upload]:
+def list_uploads(store: Store, states: tuple[UploadState, ...] | None = None) -> list[Upload]:
     with store.read() as session:
         query = select(Upload).order_by(Upload.id)
         if states:

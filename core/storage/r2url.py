@@ -1,4 +1,4 @@
-"""``r2://bucket/key`` URLs (the seed's notation) and the seed's key layout."""
+"""``r2://bucket/key`` URLs (the design document's notation) and its bucket key layout."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ def is_r2_url(text: str) -> bool:
 
 
 def checkpoint_key(project_id: int, job_id: int, name: str) -> str:
-    """Seed layout: checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}.pt"""
+    """Key layout: checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}.pt"""
     return f"checkpoints/projects/{project_id}/jobs/{job_id}/{name}"
 
 
 def dataset_key(dataset_id: int | str) -> str:
-    """Seed layout: datasets/{dataset_id}/dataset.zip"""
+    """Key layout: datasets/{dataset_id}/dataset.zip"""
     return f"datasets/{dataset_id}/dataset.zip"

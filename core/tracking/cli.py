@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
 import time
 from typing import Any
+
+from core.launch import child_env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,7 +39,7 @@ def start_mlflow_ui(uri: str | None = None, port: int | None = None) -> tuple[su
     if not is_local_store(store_uri):
         raise ValueError(f"the tracking store is a server already ({store_uri}): open it in a browser")
     chosen = port or free_port()
-    env = dict(os.environ)
+    env = child_env()  # offline, and MLflow's usage telemetry off
     # MLflow 3's server starts background job consumers (GenAI scorers) in extra processes: about a
     # minute of start-up on 2 cores for features a training bookkeeping UI does not use.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")

@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from core import paths
 from core.db.models import Artifact, Checkpoint, TrainingJob, TrainingMetric
 from core.jobs.listeners import stop_background_thread
+from core.rundir import ARGS_FILE, CHECKPOINT_FILES, RunDir
 from core.tracking.mlflow_logger import (
     FINAL_JOB_STATUSES,
     MetricPoint,
@@ -56,7 +57,7 @@ STEP_LOG_EVERY = 10
 FLUSH_INTERVAL_S = 1.0  # how often the sender sends new rows of a running job
 RETRY_MIN_S = 5.0
 RETRY_MAX_S = 300.0
-ARGS_FILE_NAMES = ("args.yaml", "config.yaml")
+ARGS_FILE_NAMES = (ARGS_FILE, "config.yaml")  # ours, then a config a user dropped in the run dir
 _ARTIFACT_SEARCH_DEPTH = 3
 
 
@@ -126,7 +127,7 @@ def _ensure_run(tracker: MlflowTracker, store: Store, job: TrainingJob, *, reope
         return run_id
     run_id = tracker.create_run(job.project_id, job.id, tags={"vision_platform.framework": job.framework})
     params = params_from_config_yaml(job.config_yaml)
-    if not params:  # no validated config (older job rows): fall back to the seed's columns
+    if not params:  # no validated config (older job rows): fall back to the original schema's columns
         params = {
             key: str(value)
             for key, value in {
@@ -267,11 +268,11 @@ def collect_artifacts(store: Store, job: TrainingJob, extra: Iterable[tuple[str,
         ).first()
         registered = session.execute(select(Artifact.kind, Artifact.path).where(Artifact.job_id == job.id)).all()
     # The runner writes args.yaml (the effective config) into the job's run dir.
-    output_dir = Path(job.output_dir) if job.output_dir else paths.job_dir(job.id)
+    output_dir = RunDir.of(job.output_dir, job.id).root
     if best_path:
         add(Path(best_path), "weights")
     else:
-        for candidate in _find_files(output_dir, ["best.pt"])[:1]:
+        for candidate in _find_files(output_dir, [CHECKPOINT_FILES["best"]])[:1]:
             add(candidate, "weights")
     for candidate in _find_files(output_dir, ARGS_FILE_NAMES)[:1]:
         add(candidate, None)

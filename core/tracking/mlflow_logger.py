@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from core import paths
+from core.launch import disable_telemetry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,8 +54,8 @@ FINAL_JOB_STATUSES = frozenset(RUN_STATUS_FOR_JOB)
 # stateless, so a metric replayed later from SQLite lands under the same key as when sent live.
 STEP_METRIC_PREFIX = "step/"
 
-# Seed columns of ``training_metrics`` -> metric name they were filled from (see core.events).
-SEED_METRIC_COLUMNS = {"loss": "loss", "accuracy": "accuracy", "learning_rate": "lr"}
+# The original schema's columns of ``training_metrics`` -> metric name they were filled from (see core.events).
+ORIGINAL_METRIC_COLUMNS = {"loss": "loss", "accuracy": "accuracy", "learning_rate": "lr"}
 
 _REMOTE_HTTP_DEFAULTS = {
     # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) can keep one call busy for
@@ -129,8 +130,8 @@ def metric_values_from_row(
     """Rebuild a metrics event's ``values`` from a ``training_metrics`` row.
 
     The runner stores every value of the event in ``extra_metrics`` (JSON) and copies some of them
-    into the seed's columns (loss <- "train/loss" or "loss", …); the JSON is therefore the whole
-    truth. Only rows without it (written by the seed's code) are rebuilt from the columns.
+    into the original schema's columns (loss <- "train/loss" or "loss", …); the JSON is therefore the
+    whole truth. Only rows without it (written by the original code) are rebuilt from the columns.
     """
     if extra_metrics:
         try:
@@ -146,7 +147,7 @@ def metric_values_from_row(
     values: dict[str, float] = {}
     for column, value in (("loss", loss), ("accuracy", accuracy), ("learning_rate", learning_rate)):
         if value is not None:
-            values[SEED_METRIC_COLUMNS[column]] = float(value)
+            values[ORIGINAL_METRIC_COLUMNS[column]] = float(value)
     return values
 
 
@@ -166,6 +167,8 @@ class MlflowTracker:
     """A thin, explicit-run-id wrapper around ``MlflowClient``."""
 
     def __init__(self, uri: str | None = None, *, settings: Settings | None = None) -> None:
+        # Read when mlflow is first imported (every mlflow import of this process goes through here).
+        disable_telemetry(os.environ)
         self.uri = uri or tracking_uri(settings)
         self.local = is_local_store(self.uri)
         if not self.local:

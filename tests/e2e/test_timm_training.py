@@ -63,6 +63,7 @@ def test_train_cli_end_to_end(vp_home: Path, colour_dataset: Path, tmp_path: Pat
     store = open_store()
     job = job_store.get_job(store, 1)
     assert job.status == "completed" and job.completed_at is not None
+    assert job.num_classes == 3  # from the worker's "dataset" event, once the dataset was read
     epochs = job_store.metric_rows(store, 1, kind="epoch")
     assert [row.epoch for row in epochs] == [1, 2, 3]
     assert all(row.loss is not None and row.accuracy is not None and row.learning_rate is not None for row in epochs)

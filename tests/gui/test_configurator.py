@@ -108,10 +108,11 @@ def test_clone_from_job_fills_the_form(configured: Any, qtbot: Any, store: Any, 
     page = configured
     page.form.widgets["epochs"].setText("4")
     page.queue_job(page.current_config(), page.selected_dataset())
+    qtbot.waitUntil(lambda: len(list_jobs(store)) == 1, timeout=10_000)  # queued in a worker
     page.form.widgets["epochs"].setText("8")
     monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: (a[3][0], True))
     page.clone_from_job_dialog()
-    assert page.form.widgets["epochs"].text() == "4"
+    qtbot.waitUntil(lambda: page.form.widgets["epochs"].text() == "4", timeout=10_000)
 
 
 def test_broken_preset_shows_message(configured: Any, tmp_path: Path) -> None:

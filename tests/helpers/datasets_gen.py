@@ -154,8 +154,9 @@ def labelme_shape(label: str, shape_type: str, points: list[list[float]], group_
 
 
 def _dice_paths(root: Path, stem: str, ext: str, layout: str) -> tuple[Path, Path, str]:
-    """(image path, JSON path, imagePath as written in the JSON) for a layout."""
-    if layout == "seed":
+    """(image path, JSON path, imagePath as written in the JSON) for a layout: "dice" (images/ +
+    annotations/) or "labelme" (each JSON beside its image)."""
+    if layout == "dice":
         return root / "images" / f"{stem}{ext}", root / "annotations" / f"{stem}.json", f"../images/{stem}{ext}"
     if layout == "labelme":
         return root / f"{stem}{ext}", root / f"{stem}.json", f"{stem}{ext}"
@@ -166,7 +167,7 @@ def make_dice_detection(
     root: str | Path,
     n: int = 12,
     size: int = 64,
-    layout: str = "seed",
+    layout: str = "dice",
     *,
     classes: Sequence[str] = ("circle", "square"),
     polygons: bool = False,
@@ -203,7 +204,7 @@ def make_dice_classification(
     classes: Sequence[str] = ("red", "green", "blue"),
     per_class: int = 6,
     size: int = 32,
-    layout: str = "seed",
+    layout: str = "dice",
     *,
     seed: int = 0,
 ) -> Path:
@@ -231,7 +232,7 @@ def make_dice_pose(root: str | Path, n: int = 6, size: int = 64, *, seed: int = 
     for i in range(n):
         image, objects = _draw_objects(rng, i, size, ("square",))
         stem = f"pose_{i:04d}"
-        image_path, json_path, image_ref = _dice_paths(root, stem, ".png", "seed")
+        image_path, json_path, image_ref = _dice_paths(root, stem, ".png", "dice")
         _save(image, image_path)
         shapes = []
         for g, (_, (x1, y1, x2, y2)) in enumerate(objects, start=1):

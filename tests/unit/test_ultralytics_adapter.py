@@ -25,6 +25,9 @@ class _Recorder:
     def status(self, state: str, message: str = "") -> None:
         self.events.append(("status", state))
 
+    def dataset(self, *, num_classes: int, class_names: list[str]) -> None:
+        self.events.append(("dataset", num_classes))
+
     def progress(self, epoch: int, epochs: int, step: int, steps: int | None) -> None: ...
 
     def metrics(self, values: dict[str, float], *, epoch: int, step: int | None = None, kind: str = "epoch") -> None:

@@ -28,7 +28,7 @@ def image(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
     return path
 
 
-@pytest.mark.parametrize("layout", ["seed", "labelme"])
+@pytest.mark.parametrize("layout", ["dice", "labelme"])
 def test_dice_layouts_field_by_field(tmp_path: Path, layout: str) -> None:
     root = make_dice_detection(tmp_path / "d", n=6, layout=layout)
     index = open_dataset(root)

@@ -31,7 +31,7 @@ def test_stratified_keeps_ratio_per_class() -> None:
     result = split_dataset(index, "stratified", ratio=0.8, seed=42)
     val = Counter(r.labels[0] for r in result.val)
     train = Counter(r.labels[0] for r in result.train)
-    assert val == {"dog": 16, "cat": 4, "bird": 1}  # the seed's example: dog 64/16, cat 16/4
+    assert val == {"dog": 16, "cat": 4, "bird": 1}  # the design document's example: dog 64/16, cat 16/4
     assert train == {"dog": 64, "cat": 16, "bird": 6}
     assert not set(rels(result.train)) & set(rels(result.val))
     assert result.strategy == "stratified" and result.warnings == []

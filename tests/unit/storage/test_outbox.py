@@ -58,7 +58,7 @@ def assert_synced_rows_are_really_in_the_bucket(store: Store, s3: SeaweedFS) -> 
         assert hashlib.sha256(body).hexdigest() == row.sha256 == hashlib.sha256(Path(row.local_path).read_bytes()).hexdigest()
 
 
-def test_completed_job_checkpoints_land_under_the_seed_layout(
+def test_completed_job_checkpoints_land_under_the_design_key_layout(
     s3_env: SeaweedFS, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = _completed_job_with_checkpoints(store, tmp_path, {"best": 50_000, "last": 60_000})

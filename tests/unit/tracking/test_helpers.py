@@ -37,11 +37,11 @@ def test_params_from_config_yaml_handles_bad_yaml() -> None:
     assert params_from_config_yaml(None) == {}
 
 
-def test_metric_values_prefer_the_json_over_seed_columns() -> None:
+def test_metric_values_prefer_the_json_over_original_columns() -> None:
     values = {"train/loss": 0.5, "lr": 0.01}
     # The runner copies train/loss into the loss column too: it must not become a second series.
     assert metric_values_from_row(0.5, None, 0.01, json.dumps(values)) == values
-    # Seed-era rows without JSON fall back to the columns under the seed's names.
+    # Rows of the original code, without JSON, fall back to the columns under their original names.
     assert metric_values_from_row(0.5, 0.9, 0.01, None) == {"loss": 0.5, "accuracy": 0.9, "lr": 0.01}
 
 

@@ -1,4 +1,4 @@
-"""The seed design's schema: users, projects, training_jobs, training_metrics.
+"""The original design document's schema: users, projects, training_jobs, training_metrics.
 
 Revision ID: 0001
 Revises:

@@ -1,0 +1,258 @@
+"""Datasets: register (folder, .zip or r2:// URL), list, remove, inspect, change format, split preview.
+
+The datasets page and ``vision-platform dataset …`` call these. Registering indexes and health-checks
+the dataset first and writes its row only when that worked, so a bad path never leaves a half
+registration. The work is long for big datasets: callers run it in a worker thread and may pass
+``progress`` (a sentence per stage) and ``check`` (raises to cancel between stages).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import dataset_store, paths
+from core.config import SPLIT_DEFAULTS, SplitConfig
+from core.dataset_store import DatasetInfo
+from core.datasets import (
+    DatasetError,
+    DatasetIndex,
+    Finding,
+    SplitResult,
+    check_health,
+    open_dataset,
+    split_dataset,
+)
+from core.datasets.reader import FORMATS
+from core.services import ServiceError, Store
+from core.settings import Settings
+
+R2_SCHEME = "r2://"
+Progress = Callable[[str], None]
+Check = Callable[[], None]
+ByteProgress = Callable[[int, int], None]
+
+
+@dataclass
+class OpenedDataset:
+    """A dataset read from disk: its registration (None when only inspected), index and findings."""
+
+    info: DatasetInfo | None
+    index: DatasetIndex
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class SplitPreview:
+    """What a split would put where, per class, without writing anything."""
+
+    result: SplitResult
+    counts: dict[str, dict[str, int]]  # {class: {"train": images, "val": images}}
+    split_of: dict[str, str]  # {image rel: "train" | "val"}
+    choice: dict[str, Any]  # {"strategy", "ratio", "seed"} (+ "file"): what save_split stores
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.result.warnings
+
+
+def _noop(*_args: Any) -> None:
+    return None
+
+
+# -- reading --------------------------------------------------------------------------------------
+def read_dataset(path: str | Path, fmt: str = "auto", *, deep: bool = False, duplicates: bool = False,
+                 progress: Progress | None = None, check: Check | None = None) -> OpenedDataset:
+    """Index ``path`` and run the health check (``deep``: decode every image; ``duplicates``: hash files)."""
+    progress, check = progress or _noop, check or _noop
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ServiceError(f"Unknown dataset format “{fmt}”: use auto or one of {', '.join(FORMATS)}.")
+    progress(f"Reading {Path(path).name}…")
+    try:
+        index = open_dataset(path, fmt)
+        check()
+        progress(f"Checking {len(index.images):,} image{'' if len(index.images) == 1 else 's'}…")
+        findings = check_health(index, deep=deep, duplicates=duplicates)
+    except DatasetError as exc:
+        raise ServiceError(str(exc)) from exc
+    check()
+    return OpenedDataset(None, index, findings)
+
+
+def inspect_dataset(path: str | Path, fmt: str = "auto", *, deep: bool = False, duplicates: bool = False) -> OpenedDataset:
+    """Read a dataset without registering it (``vision-platform dataset inspect``)."""
+    return read_dataset(path, fmt, deep=deep, duplicates=duplicates)
+
+
+def reopen_dataset(info: DatasetInfo, fmt: str | None = None, *, progress: Progress | None = None,
+                   check: Check | None = None) -> OpenedDataset:
+    """Read a registered dataset again (the sidebar's "open"); its row is not changed."""
+    opened = read_dataset(info.path, fmt or info.format or "auto", progress=progress, check=check)
+    opened.info = info
+    return opened
+
+
+# -- registering ----------------------------------------------------------------------------------
+def register_dataset(store: Store, project_id: int, path: str | Path, fmt: str = "auto", *,
+                     settings: Settings | None = None, name: str | None = None, progress: Progress | None = None,
+                     check: Check | None = None, download_progress: ByteProgress | None = None) -> OpenedDataset:
+    """Index, health-check and register a folder, .zip or ``r2://`` URL in a project.
+
+    An r2:// dataset is downloaded into the cache first (needs ``settings``: endpoint, bucket, offline
+    mode). Registering the same path twice refreshes its row. Nothing is written when reading fails.
+    """
+    _require_project(store, project_id)
+    text = str(path).strip()
+    source_url: str | None = None
+    if text.startswith(R2_SCHEME):
+        if settings is None:
+            raise ServiceError(f"Downloading {text} needs the storage settings (endpoint, bucket).")
+        source_url = text
+        text = str(download_r2_dataset(text, settings, progress=download_progress))
+    elif not Path(text).exists():
+        raise ServiceError(f"{text}: no such file or folder; give a dataset folder, .zip, data.yaml or r2:// URL.")
+    try:
+        opened = read_dataset(text, fmt, progress=progress, check=check)
+    except BaseException:
+        if source_url is not None:
+            _remove_download(Path(text))  # a cancelled or unreadable download leaves nothing behind
+        raise
+    dataset_id = dataset_store.add_dataset(store, project_id, text, opened.index.format, opened.index,
+                                           name=name, source_url=source_url)
+    opened.info = get_dataset(store, dataset_id)
+    return opened
+
+
+def r2_download_problem(settings: Settings) -> str | None:
+    """Why an r2:// dataset cannot be downloaded now (a sentence with the fix), or None."""
+    from core.storage.credentials import get_credentials
+
+    if settings.offline_mode:
+        return "Offline mode is on, so nothing is downloaded. Turn it off in Settings to download r2:// datasets."
+    if get_credentials() is None or not settings.r2_endpoint_url:
+        return "Downloading r2:// datasets needs the storage endpoint and keys: add them in Settings → Storage."
+    return None
+
+
+def download_dir() -> Path:
+    target = paths.cache_dir() / "downloads"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def download_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress | None = None) -> Path:
+    """Download and safely extract ``r2://bucket/…zip`` into a new cache folder; returns the dataset folder.
+
+    ``progress(received, total)`` may raise to cancel: the partial download is removed either way.
+    """
+    problem = r2_download_problem(settings)
+    if problem is not None:
+        raise ServiceError(problem)
+    from core.storage.client import download_dataset
+
+    dest = Path(tempfile.mkdtemp(prefix="r2-", dir=download_dir()))
+    try:
+        return download_dataset(url, dest, settings=settings, progress=progress)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # nothing half-extracted stays behind
+        raise
+
+
+def _remove_download(local: Path) -> None:
+    root = download_dir().resolve()
+    local = local.resolve()
+    folder = next((p for p in (local, *local.parents) if p.parent == root), None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_project(store: Store, project_id: int) -> None:
+    from core.services.projects import get_project
+
+    get_project(store, project_id)
+
+
+# -- the registry ---------------------------------------------------------------------------------
+def list_datasets(store: Store, project_id: int | None = None) -> list[DatasetInfo]:
+    return dataset_store.list_datasets(store, project_id)
+
+
+def get_dataset(store: Store, dataset_id: int) -> DatasetInfo:
+    info = dataset_store.get_dataset(store, dataset_id)
+    if info is None:
+        raise ServiceError(f"There is no dataset with id {dataset_id} (`vision-platform dataset list` shows them).")
+    return info
+
+
+def remove_dataset(store: Store, dataset_id: int, *, force: bool = False) -> DatasetInfo:
+    """Forget a registered dataset; its files stay. Refused while jobs use it unless ``force``
+    (those jobs keep their own copy of the dataset path and stay usable)."""
+    info = get_dataset(store, dataset_id)
+    users = dataset_store.jobs_using(store, dataset_id)
+    if users and not force:
+        raise ServiceError(f"The dataset “{info.name}” (id {dataset_id}) is used by {users} job"
+                           f"{'' if users == 1 else 's'}: remove it anyway with force (CLI: --force); "
+                           "the jobs keep their dataset path.")
+    dataset_store.delete_dataset(store, dataset_id)
+    return info
+
+
+def change_format(store: Store, dataset_id: int, fmt: str, *, progress: Progress | None = None,
+                  check: Check | None = None) -> OpenedDataset:
+    """The user overrode the detected format: re-read the dataset as ``fmt`` and store what it found."""
+    if fmt not in FORMATS:
+        raise ServiceError(f"Unknown dataset format “{fmt}”: use one of {', '.join(FORMATS)}.")
+    opened = reopen_dataset(get_dataset(store, dataset_id), fmt, progress=progress, check=check)
+    dataset_store.update_format(store, dataset_id, fmt, opened.index)
+    opened.info = get_dataset(store, dataset_id)
+    return opened
+
+
+# -- splits ---------------------------------------------------------------------------------------
+def split_choice(strategy: str | None = None, ratio: float | None = None, seed: int | None = None,
+                 split_file: str | None = None, *, saved: dict[str, Any] | None = None,
+                 has_predefined_split: bool = False) -> dict[str, Any]:
+    """The split to use: what was given, else what was saved with the dataset, else the defaults."""
+    defaults = SPLIT_DEFAULTS
+    saved = saved or {}
+    default_strategy = "predefined" if has_predefined_split else defaults.strategy
+    choice: dict[str, Any] = {
+        "strategy": strategy or saved.get("strategy") or default_strategy,
+        "ratio": round(float(ratio if ratio is not None else saved.get("ratio", defaults.ratio)), 4),
+        "seed": int(seed if seed is not None else saved.get("seed", defaults.seed)),
+    }
+    if split_file or saved.get("file"):
+        choice["file"] = str(split_file or saved.get("file"))
+    return _validated(choice)
+
+
+def _validated(choice: dict[str, Any]) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    try:
+        SplitConfig.model_validate(choice)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ServiceError(f"Invalid split ({problems}).") from exc
+    return choice
+
+
+def preview_split(index: DatasetIndex, choice: dict[str, Any]) -> SplitPreview:
+    """Split ``index`` as ``choice`` says (see :func:`split_choice`) and count images per class and side."""
+    choice = _validated(dict(choice))
+    try:
+        result = split_dataset(index, strategy=choice["strategy"], ratio=choice["ratio"], seed=choice["seed"],
+                               split_file=choice.get("file"))
+    except DatasetError as exc:
+        raise ServiceError(str(exc)) from exc
+    return SplitPreview(result, result.class_counts(list(index.class_names)), result.split_of(), choice)
+
+
+def save_split(store: Store, dataset_id: int, choice: dict[str, Any]) -> None:
+    """Keep the chosen split with the dataset (jobs started from it use it)."""
+    get_dataset(store, dataset_id)
+    dataset_store.save_split_config(store, dataset_id, _validated(dict(choice)))
