@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from core.config import DATASET_FORMATS
 from core.datasets.coco import coco_json_files, read_coco
 from core.datasets.common import METADATA_FILES, image_files, walk_files
 from core.datasets.dice import is_dice_json, read_dice
@@ -18,13 +19,14 @@ from core.datasets.model import DatasetIndex, Finding
 from core.datasets.yolo import read_yolo
 from core.datasets.zipsafe import safe_extract
 
-FORMATS = ("dice", "yolo", "imagefolder", "coco")
+FORMATS = tuple(fmt for fmt in DATASET_FORMATS if fmt != "auto")  # the config's Literal, less "auto"
 READERS: dict[str, Callable[[Path, list[str] | None], DatasetIndex]] = {
     "dice": read_dice,
     "yolo": read_yolo,
     "imagefolder": read_imagefolder,
     "coco": read_coco,
 }
+assert set(READERS) == set(FORMATS), "every dataset format of the config has a reader"
 _DICE_PEEK = 3  # how many JSON files to open to tell DICE from other JSON
 
 

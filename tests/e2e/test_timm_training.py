@@ -134,7 +134,8 @@ def test_kill_minus_nine_mid_epoch_then_resume(vp_home: Path, colour_dataset: Pa
     holds = Holds(vp_home / "holds", EPOCH_2_BATCH)  # held inside epoch 2: the kill lands mid-epoch
     monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     thread, outcome = _start_in_thread(store, job_id)
-    wait_until(lambda: holds.is_held(EPOCH_2_BATCH), "the worker held in epoch 2")
+    wait_until(lambda: holds.is_held(EPOCH_2_BATCH) and job_store.latest_checkpoint(store, job_id, "last") is not None,
+               "the worker held in epoch 2, epoch 1's checkpoint recorded")
     worker_pid = job_store.get_job(store, job_id).worker_pid
     assert worker_pid
     os.kill(worker_pid, signal.SIGKILL)
@@ -169,8 +170,8 @@ def test_cancel_between_batches_then_extend(vp_home: Path, colour_dataset: Path,
     holds = Holds(vp_home / "holds", EPOCH_2_BATCH)  # held inside epoch 2: the cancel lands between batches
     monkeypatch.setenv("VP_FAULT", holds.fault_spec)
     thread, outcome = _start_in_thread(store, job_id)
-    wait_until(lambda: holds.is_held(EPOCH_2_BATCH), "the worker held in epoch 2")
-    assert job_store.latest_checkpoint(store, job_id, "last") is not None
+    wait_until(lambda: holds.is_held(EPOCH_2_BATCH) and job_store.latest_checkpoint(store, job_id, "last") is not None,
+               "the worker held in epoch 2, epoch 1's checkpoint recorded")
     assert job_store.request_cancel(store, job_id) == "stopping"
     thread.join(60)
     assert outcome["status"] == "cancelled"

@@ -96,7 +96,7 @@ def test_preset_round_trip_and_start_queues_job(configured: Any, qtbot: Any, sto
     assert stored == saved.model_dump(mode="json") | {"project": "Default"}
     assert job.status == "queued" and job.dataset_id == page.selected_dataset().id
     main = page.window()
-    assert main.current_page() == "jobs"
+    qtbot.waitUntil(lambda: main.current_page() == "jobs", timeout=5_000)  # once the worker queued it
     jobs_model = main.jobs_page.table.model()
     qtbot.waitUntil(lambda: jobs_model.rowCount() == 1, timeout=5_000)
     assert jobs_model.index(0, 0).data() == "dice run"  # the Name column

@@ -213,8 +213,9 @@ def test_resume_extend_compare_and_mlflow_with_real_runs(window: Any, store: Any
         first = _queue_tiny_job(window, store, tmp_path / "a", epochs=2)
         qtbot.waitUntil(lambda: page.model.job(first) is not None, timeout=10_000)
         page.select_job(first)
-        qtbot.waitUntil(lambda: holds.is_held(4) and _status(page, first) == "running", timeout=120_000)
-        assert job_store.latest_checkpoint(store, first, "last").epoch == 1  # type: ignore[union-attr]
+        qtbot.waitUntil(lambda: holds.is_held(4) and _status(page, first) == "running"
+                        and (c := job_store.latest_checkpoint(store, first, "last")) is not None and c.epoch == 1,
+                        timeout=120_000)
         page.cancel_selected()
         qtbot.waitUntil(lambda: _status(page, first) == "cancelled", timeout=60_000)
         assert [r.epoch for r in job_store.metric_rows(store, first, kind="epoch")] == [1]
