@@ -7,6 +7,7 @@ States: pending → queued → running → completed | failed | cancelled | inte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime
@@ -245,23 +246,42 @@ def _runner_alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
+def is_job_worker(pid: int | None, run_dir: str | None) -> bool:
+    """Whether ``pid`` is still this job's worker: its command line names the job's run directory.
+
+    After a reboot the recorded PID may belong to any process; only a ``worker --run-dir RUN_DIR``
+    of this very job is ever killed.
+    """
+    if not pid or not run_dir:
+        return False
+    try:
+        command = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return "worker" in command and "--run-dir" in command and str(run_dir) in command
+
+
+def _kill_leftover_worker(worker_pid: int | None, run_dir: str | None) -> None:
+    """The worker should have died with its runner; make sure, if it is really ours."""
+    if not is_job_worker(worker_pid, run_dir):
+        return
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        psutil.Process(worker_pid).kill()
+
+
 def reconcile_orphaned_jobs(store: Store) -> list[int]:
     """On start-up: jobs marked running whose supervising process is gone become ``interrupted``."""
     orphaned: list[int] = []
     with store.read() as session:
         rows = session.execute(
-            select(TrainingJob.id, TrainingJob.runner_pid, TrainingJob.runner_started, TrainingJob.worker_pid)
+            select(TrainingJob.id, TrainingJob.runner_pid, TrainingJob.runner_started, TrainingJob.worker_pid,
+                   TrainingJob.output_dir)
             .where(TrainingJob.status == "running")
         ).all()
-    for job_id, runner_pid, runner_started, worker_pid in rows:
+    for job_id, runner_pid, runner_started, worker_pid, output_dir in rows:
         if _runner_alive(runner_pid, runner_started):
             continue
-        if worker_pid:
-            # The worker should have died with its runner; make sure.
-            try:
-                psutil.Process(worker_pid).kill()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                pass
+        _kill_leftover_worker(worker_pid, output_dir)
         finish_job(store, job_id, "interrupted", error="The app stopped while this job was running; resume it to continue")
         orphaned.append(job_id)
     return orphaned

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -135,6 +137,31 @@ def test_reconcile_marks_orphaned_running_jobs_interrupted(store: Store, tmp_pat
     job = job_store.get_job(store, job_id)
     assert job.status == "interrupted"
     assert job.completed_at is not None
+
+
+def _sleeper(*argv: str) -> subprocess.Popen[bytes]:
+    """A live process whose command line is ``python -c … ARGV…`` (what psutil's cmdline shows)."""
+    return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", *argv], stdin=subprocess.PIPE)
+
+
+def test_start_up_kills_only_the_job_s_own_leftover_worker(store: Store, tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "job_1"
+    stranger = _sleeper("some", "other", "program")  # after a reboot the recorded PID is someone else's
+    leftover = _sleeper("worker", "--run-dir", str(run_dir))  # this job's worker, outliving its runner
+    try:
+        jobs = []
+        for pid in (stranger.pid, leftover.pid):
+            job_id = job_store.create_job(store, config_from_dict({"dataset": str(tmp_path)}))
+            job_store.update_job(store, job_id, status="running", runner_pid=2**22 + 12345, runner_started=1.0,
+                                 worker_pid=pid, output_dir=str(run_dir))
+            jobs.append(job_id)
+        assert job_store.reconcile_orphaned_jobs(store) == jobs
+        assert leftover.wait(60) is not None  # killed
+        assert stranger.poll() is None  # untouched
+    finally:
+        for process in (stranger, leftover):
+            process.kill()
+            process.wait(60)
 
 
 def test_cancel_queued_job_and_refuse_cancel_of_finished(store: Store, tmp_path: Path) -> None:
