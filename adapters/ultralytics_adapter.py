@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
+from adapters import faults
 from adapters import ultralytics_models as models
 from adapters.base import AdapterError, StopTraining, TrainingAdapter, TrainResult, atomic_write_bytes
 from adapters.ultralytics_env import import_ultralytics
@@ -474,6 +475,7 @@ class UltralyticsAdapter(TrainingAdapter):
         values = step_metrics(trainer.loss_items or {}, lr)
         if values:
             self.reporter.metrics(values, epoch=epoch, step=step, kind="step")
+        faults.after_batch(step, self.reporter.should_stop)
         self._stop_if_requested(trainer)
 
     def _cb_train_epoch_end(self, trainer: Any) -> None:

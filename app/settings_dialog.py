@@ -110,6 +110,7 @@ class SettingsDialog(QDialog):
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(storage)
@@ -122,6 +123,7 @@ class SettingsDialog(QDialog):
         layout.insertWidget(layout.count() - 1, self.save_error)
         self._test_task: TaskHandle | None = None
         self._credentials_task: TaskHandle | None = None
+        self._save_task: TaskHandle | None = None
         self.saved_notice: str | None = None
         self._load_credentials()
 
@@ -181,13 +183,31 @@ class SettingsDialog(QDialog):
         self.test_result.setStyleSheet(f"color: {colour};")
 
     def accept(self) -> None:
+        """Save in a worker (the database, the keyring or key file); the dialog closes once saved."""
+        if self._save_task is not None and not self._save_task.done:
+            return
+        settings, store = self.settings_from_fields(), self.state.store
         access, secret = self.access_key.text().strip(), self.secret.text()
-        try:
-            self.state.set_settings(self.settings_from_fields())
-            if access and secret:
-                self.saved_notice = settings_service.set_credentials(access, secret)
-        except ServiceError as exc:
-            self._on_save_error(str(exc))
+
+        def save(_st: object) -> tuple[Settings, str | None, str | None]:
+            saved = settings_service.save_settings(store, settings)  # a refused value: nothing is saved
+            try:
+                notice = settings_service.set_credentials(access, secret) if access and secret else None
+            except ServiceError as exc:  # the settings are saved already: the pages must still see them
+                return saved, None, str(exc)
+            return saved, notice, None
+
+        self.save_error.hide()
+        self.save_button.setEnabled(False)
+        self._save_task = run_task(save, owner=self, title="Save settings", on_result=self._on_saved,
+                                   on_error=lambda info: self._on_save_error(info.message),
+                                   on_finished=lambda: self.save_button.setEnabled(True))
+
+    def _on_saved(self, answer: tuple[Settings, str | None, str | None]) -> None:
+        saved, self.saved_notice, keys_problem = answer
+        self.state.set_settings(saved)
+        if keys_problem is not None:
+            self._on_save_error(keys_problem)
             return
         QSettings().setValue(DATA_DIR_KEY, self.data_dir.text().strip())
         super().accept()

@@ -149,24 +149,23 @@ def run_task(
     on_partial: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
     on_finished: Callable[[], None] | None = None,
+    owner: QObject,
     pool: QThreadPool | None = None,
-    owner: QObject | None = None,
 ) -> TaskHandle:
     """Start ``fn(state)`` in a worker thread; callbacks run on the thread that called this (the GUI).
 
-    ``owner``: the widget the callbacks touch. If it is destroyed before the task ends (a window
+    ``owner`` (required): the widget the callbacks touch. If it is destroyed before the task ends (a window
     closed while a dataset was still loading), the task is asked to cancel and no callback runs, so
     a late result never reaches a deleted widget.
     """
     signals = _TaskSignals()
     state = TaskState(signals)
     handle = TaskHandle(state, signals)
-    if owner is not None:
-        guard = _OwnerGuard(owner, state)
-        on_result, on_error, on_progress, on_partial, on_cancelled = (
-            guard.wrap(cb) if cb is not None else None
-            for cb in (on_result, on_error, on_progress, on_partial, on_cancelled)
-        )
+    guard = _OwnerGuard(owner, state)
+    on_result, on_error, on_progress, on_partial, on_cancelled = (
+        guard.wrap(cb) if cb is not None else None
+        for cb in (on_result, on_error, on_progress, on_partial, on_cancelled)
+    )
     if on_result is not None:
         signals.result.connect(on_result)
     signals.error.connect(on_error if on_error is not None else notifier().error.emit)

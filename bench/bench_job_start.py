@@ -80,7 +80,6 @@ def stamp(owner, name, label):
 
 def install_runner_stamps():
     import subprocess
-    import psutil
     from core.jobs import runner as runner_module
     from core.jobs import store as job_store
     original_popen = subprocess.Popen
@@ -90,7 +89,7 @@ def install_runner_stamps():
                 marks.setdefault("runner ready to spawn", time.time())
             super().__init__(*args, **kwargs)
             if "worker" in args[0]:
-                marks.setdefault("worker process created", psutil.Process(self.pid).create_time())
+                marks.setdefault("worker process created", time.time())  # fork + exec returned
     runner_module.subprocess.Popen = StampedPopen
     original_run = runner_module.JobRunner.run
     def run(self, job_id, **kwargs):
@@ -185,8 +184,8 @@ QUEUE_PHASES = [
     ("runner set-up (run dir, listeners)", "runner ready to spawn"),
 ]
 WORKER_PHASES = [
-    ("worker spawn (fork/exec)", "worker process created"),
-    ("worker imports + config → hello", "worker hello (imports + config)"),
+    ("worker spawn (Popen: fork + exec)", "worker process created"),
+    ("worker interpreter + imports + config → hello", "worker hello (imports + config)"),
     ("adapter import + set-up", "adapter ready"),
     ("dataset read + decode (incl. torch import)", "dataset read + decoded"),
     ("model build", "model built"),
@@ -204,8 +203,8 @@ BARE_PHASES = [
 def _run_driver(code: str, args: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run a driver in a fresh interpreter; its marks as seconds after its process started."""
     started = time.time()
-    result = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=ROOT,
-                            timeout=900)
+    result = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                            cwd=env["PYTHONPATH"], timeout=900)
     lines = [line for line in result.stdout.splitlines() if line.startswith(("MARKS ", "{"))]
     if not lines:
         raise RuntimeError(f"driver failed (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
@@ -230,7 +229,8 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} s [{min(values):.3f}–{max(values):.3f}]"
 
 
-def job_start(images: int, repeat: int, work: Path) -> None:
+def job_start(images: int, repeat: int, work: Path, before: Path | None = None) -> None:
+    """``before``: another checkout of the app (e.g. ``git archive HEAD``) timed in the same run."""
     from tests.helpers.datasets_gen import make_imagefolder
 
     data = work / "data"
@@ -243,11 +243,20 @@ def job_start(images: int, repeat: int, work: Path) -> None:
     subprocess.run([sys.executable, "-c", "from core.db.engine import open_store; from core.settings import Settings;"
                     "s=open_store(); c=Settings.load(s); c.tracking_enabled=False; c.sync_enabled=False; c.save(s)"],
                    env=env, check=True, cwd=ROOT)
-    bare, cli, gui = [], [], []
-    for _ in range(repeat):  # alternate, to spread machine noise over all three
+    bare, cli, gui, old = [], [], [], []
+    for _ in range(repeat):  # alternate, to spread machine noise over all of them
         bare.append(_run_driver(BARE_FIRST_STEP, [bare_cfg], env))
         cli.append(_run_driver(CLI_DRIVER, [str(job)], env))
+        if before is not None:
+            old.append(_run_driver(CLI_DRIVER, [str(job)], dict(env, PYTHONPATH=str(before))))
         gui.append(_run_driver(QUEUE_DRIVER, [str(job)], env))
+    if old:
+        print_table(f"`vision-platform train` before ({before}) vs now, same run", [
+            ("before: process start → worker spawn", _spread([r["runner ready to spawn"] for r in old]), "", ""),
+            ("now: process start → worker spawn", _spread([r["runner ready to spawn"] for r in cli]), "", ""),
+            ("before: process start → first step", _spread([r["first step"] for r in old]), "", ""),
+            ("now: process start → first step", _spread([r["first step"] for r in cli]), "", ""),
+        ])
     bare_total = statistics.median(r["first step"] for r in bare)
     cli_total = statistics.median(r["first step"] for r in cli)
     gui_total = statistics.median(r["first step"] for r in gui)
@@ -272,9 +281,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=800)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="another checkout to time in the same run (git archive HEAD)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vp-bench-start-") as tmp:
-        job_start(args.images, args.repeat, Path(tmp))
+        job_start(args.images, args.repeat, Path(tmp), args.before)
     return 0
 
 

@@ -13,7 +13,6 @@ from PySide6.QtCore import QObject, Signal
 
 from core.dataset_store import DatasetInfo
 from core.services import Store
-from core.services import settings as settings_service
 from core.services.projects import ProjectOverview
 from core.settings import Settings
 
@@ -41,7 +40,6 @@ class LoadedDataset:
 class AppState(QObject):
     project_change = Signal(int)
     dataset_change = Signal(object)  # LoadedDataset | None
-    datasets_list_change = Signal()  # a dataset was added, removed or renamed
     # The projects and datasets the sidebar lists (core.services.projects.ProjectOverview). Whoever
     # changes them reads a fresh overview in its worker and hands it over with set_overview.
     overview_change = Signal(object)
@@ -86,6 +84,6 @@ class AppState(QObject):
         self.dataset_change.emit(dataset)
 
     def set_settings(self, settings: Settings) -> None:
-        """Save (raises ServiceError for a value that cannot be used) and tell the pages."""
-        self.settings = settings_service.save_settings(self.store, settings)
+        """Tell the pages about settings already saved (``core.services.settings.save_settings``, in a worker)."""
+        self.settings = settings
         self.settings_change.emit(settings)

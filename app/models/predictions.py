@@ -1,28 +1,18 @@
-"""Predictions as shapes: for the canvas overlay and for DICE (labelme) JSON export. No Qt here.
+"""Predictions as the shapes the inference canvas draws. No Qt here.
 
 Boxes become rectangles (two corner points), masks polygons, keypoints points sharing their box's
-``group_id``; a classification's top-1 label becomes the image-level flag, as DICE classification
-sets store it. The exported file can be opened in labelme, corrected and added to a dataset; its
-format is written by ``core.datasets.dice`` (the one labelme writer, shared with the converter).
+group. The DICE (labelme) export of the same result, its path and its one-line summary are
+``core.services.inference``'s (shared with ``vision-platform predict``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from core.datasets.dice import (
-    LABELME_VERSION,
-    LabelmeDocument,
-    labelme_document,
-    labelme_shape,
-    write_labelme,
-)
+from core.services.inference import KEYPOINT_MIN_CONFIDENCE
 
-__all__ = ["LABELME_VERSION", "OverlayShape", "dice_document", "dice_json_path", "overlay_shapes", "sourced_shapes",
-           "summary", "write_dice_json"]
-KEYPOINT_MIN_CONFIDENCE = 0.5  # keypoints the model itself doubts are not drawn or exported
+__all__ = ["OverlayShape", "overlay_shapes", "sourced_shapes"]
 
 
 @dataclass(frozen=True)
@@ -63,42 +53,3 @@ def sourced_shapes(result: dict[str, Any]) -> list[tuple[dict[str, Any], Overlay
 def overlay_shapes(result: dict[str, Any]) -> list[OverlayShape]:
     """What the canvas draws for a (filtered) result."""
     return [shape for _source, shape in sourced_shapes(result)]
-
-
-def dice_document(result: dict[str, Any], image_path: Path) -> LabelmeDocument:
-    """A labelme/DICE document for ``image_path`` (imagePath relative to the JSON, no image data)."""
-    width, height = (result.get("image_size") or [None, None])[:2]
-    with_keypoints = bool(result.get("keypoints"))
-    shapes = [
-        labelme_shape(shape.label, shape.points, shape.shape_type,
-                      group_id=shape.group_id if with_keypoints and shape.shape_type in ("point", "rectangle") else None,
-                      description=f"confidence {shape.confidence:.3f}")
-        for shape in overlay_shapes(result)
-    ]
-    top_k = result.get("top_k") or []
-    flags = {item["label"]: index == 0 for index, item in enumerate(top_k)}
-    return labelme_document(shapes, image_path.name, width, height, flags)
-
-
-def dice_json_path(image_path: Path) -> Path:
-    return image_path.with_suffix(".json")
-
-
-def write_dice_json(result: dict[str, Any], image_path: Path) -> Path:
-    return write_labelme(dice_document(result, image_path), dice_json_path(image_path))
-
-
-def summary(result: dict[str, Any]) -> str:
-    """One line for the batch table: "3 objects: 2 circle, 1 square" or "red 91.2 %"."""
-    top_k = result.get("top_k") or []
-    if top_k and not result.get("boxes"):
-        best = top_k[0]
-        return f"{best['label']} {best['confidence'] * 100:.1f} %"
-    boxes = result.get("boxes") or []
-    if not boxes:
-        return "nothing found"
-    counts: dict[str, int] = {}
-    for box in boxes:
-        counts[box["label"]] = counts.get(box["label"], 0) + 1
-    parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items(), key=lambda item: -item[1]))
-    return f"{len(boxes)} object{'s' if len(boxes) != 1 else ''}: {parts}"

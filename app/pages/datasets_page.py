@@ -39,7 +39,7 @@ from app.models.image_list import ImageListModel
 from app.widgets.common import Banner, BusyRow, EmptyState
 from app.widgets.image_viewer import ImageViewer
 from app.widgets.split_panel import SplitPanel
-from app.workers import ErrorInfo, TaskHandle, TaskState, run_task
+from app.workers import ErrorInfo, TaskHandle, TaskSlots, TaskState, run_task
 from core.config import DATASET_FORMATS
 from core.dataset_store import DatasetInfo
 from core.services import Store
@@ -168,9 +168,10 @@ class ImageBrowser(QWidget):
         self._dataset: LoadedDataset | None = None
         self.current_row: int | None = None
         self.current_record: Any = None
-        self._image_task: TaskHandle | None = None
+        self.tasks = TaskSlots(self)  # "image": the newest opened image wins
 
     def set_dataset(self, dataset: LoadedDataset | None) -> None:
+        self.tasks.cancel("image")
         self._dataset = dataset
         self.show_grid()
         for combo in (self.class_filter, self.split_filter, self.finding_filter):
@@ -253,15 +254,11 @@ class ImageBrowser(QWidget):
                 raise ValueError(f"{path}: cannot be decoded ({reader.errorString()})")
             return image
 
-        self._image_task = run_task(
-            load, owner=self, title="Open image",
-            on_result=functools.partial(self._on_image, record),
-            on_error=self._on_image_error,
-        )
+        self.tasks.start("image", load, title="Open image", on_result=functools.partial(self._on_image, record),
+                         on_error=self._on_image_error)
 
     def _on_image(self, record: Any, image: QImage) -> None:
-        if record is not self.current_record or self._dataset is None:
-            return
+        assert self._dataset is not None, "set_dataset cancels the image of the dataset shown before"
         self.viewer.show_image(image, record.shapes, list(self._dataset.index.class_names))
 
     def _on_image_error(self, info: ErrorInfo) -> None:
@@ -281,7 +278,7 @@ class ImageBrowser(QWidget):
         self.grid.setFocus()
 
     def image_loading(self) -> bool:
-        return self._image_task is not None and not self._image_task.done
+        return self.tasks.running("image")
 
 
 class HealthTable(QTableWidget):
@@ -455,7 +452,6 @@ class DatasetsPage(QWidget):
     def _on_added(self, answer: tuple[LoadedDataset, ProjectOverview]) -> None:
         dataset, overview = answer
         self.state.set_overview(overview)
-        self.state.datasets_list_change.emit()
         self.state.set_dataset(dataset)
 
     def _on_add_failed(self, info: ErrorInfo, path: str) -> None:
@@ -463,11 +459,26 @@ class DatasetsPage(QWidget):
         self.banner.show_message(text, detail=detail)
 
     def _download(self, url: str) -> None:
-        """r2:// datasets: download with progress (cancellable) into the cache, then open as usual."""
-        problem = datasets_service.r2_download_problem(self.state.settings)
+        """r2:// datasets: check the storage settings and keys (a file or keyring read) in a worker first."""
+        settings = self.state.settings
+        self.busy.start(f"Checking the storage settings for {url}…")
+        self._task = run_task(lambda _st: datasets_service.r2_download_problem(settings), owner=self,
+                              title="Check storage keys", on_result=lambda problem: self._after_r2_check(url, problem),
+                              on_error=lambda info: self._r2_check_failed(info, url), on_cancelled=self.busy.stop)
+
+    def _r2_check_failed(self, info: ErrorInfo, url: str) -> None:
+        self.busy.stop()
+        self._on_add_failed(info, url)
+
+    def _after_r2_check(self, url: str, problem: str | None) -> None:
         if problem is not None:
+            self.busy.stop()
             self.banner.show_message(problem, level="warning")
-            return
+        else:
+            self._start_download(url)
+
+    def _start_download(self, url: str) -> None:
+        """Download with progress (cancellable) into the cache, then open as usual."""
         store, project_id, settings = self.state.store, self.state.project_id, self.state.settings
 
         def work(st: TaskState) -> tuple[LoadedDataset, ProjectOverview]:

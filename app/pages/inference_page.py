@@ -107,7 +107,7 @@ class InferencePage(QWidget):
         self._batch_cancel = False
         self._listing = False  # dropped folders are being listed (in a worker)
         self.last_export: ExportReport | None = None
-        self.tasks = TaskSlots(self)  # "models", "list", "export": the newest wins
+        self.tasks = TaskSlots(self)  # "models", "load", "list", "export": the newest wins
         self._build()
         state.project_change.connect(lambda _pid: self.refresh_models())
         state.job_event.connect(lambda _jid, event: self.refresh_models() if event.get("type") == "job_end" else None)
@@ -339,16 +339,14 @@ class InferencePage(QWidget):
 
             return load_model(client, choice, trusted=trust)
 
-        run_task(work, title="Load model", pool=self.pool, owner=self,
-                 on_result=lambda info: self._on_loaded(choice, info),
-                 on_error=lambda error: self._on_load_error(choice, error))
+        self.tasks.start("load", work, title="Load model", pool=self.pool,
+                         on_result=lambda info: self._on_loaded(choice, info),
+                         on_error=lambda error: self._on_load_error(choice, error))
         if self.current is not None:
             self._predict(self.current)
 
     def _on_loaded(self, choice: ModelChoice, info: dict[str, Any]) -> None:
         if not self._alive:
-            return
-        if choice != self.model:
             return
         self.load_bar.hide()
         task = info.get("task")
@@ -367,8 +365,6 @@ class InferencePage(QWidget):
 
     def _on_load_error(self, choice: ModelChoice, error: ErrorInfo) -> None:
         if not self._alive:
-            return
-        if choice != self.model:
             return
         self.load_bar.hide()
         if "confirm to trust" in error.message and not choice.trusted:

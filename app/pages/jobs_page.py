@@ -324,14 +324,13 @@ class JobsPage(QWidget):
 
     def _load_detail(self, job_id: int | None) -> None:
         if job_id is None:
+            self.tasks.cancel("detail")
             return
         store = self.state.store
         self.tasks.start("detail", lambda _st: job_service.job_detail(store, job_id), title="Read job",
                          on_result=self._on_detail, on_error=lambda _info: None)
 
     def _on_detail(self, detail: JobDetail) -> None:
-        if detail.id != self.current_job_id():
-            return
         self.detail = detail
         self.log.set_error(detail.error_message if detail.status == "failed" else None, detail.error_traceback)
         self.log.set_log(RunDir(Path(detail.output_dir)).log)
@@ -351,6 +350,7 @@ class JobsPage(QWidget):
         if self.charts is None:
             return
         if job_id is None:
+            self.tasks.cancel("charts")
             self.charts.set_data(ChartData())
             self.chart_note.setText("")
             return
@@ -362,7 +362,7 @@ class JobsPage(QWidget):
                          on_result=self._on_chart_data)
 
     def _on_chart_data(self, data: ChartData) -> None:
-        if self.charts is None or data.job_id != self._loading_job or data.job_id != self.current_job_id():
+        if self.charts is None:
             return
         for _job_id, event in self._pending_metrics:  # live events that arrived while reading
             data.add(event.get("kind", "epoch"), event.get("epoch"), event.get("step"), event.get("values") or {})

@@ -9,6 +9,7 @@ are the same YAML that ``vision-platform train`` reads.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,6 @@ from core.config import (
 )
 from core.services import jobs as job_service
 from core.services.checkpoints import import_weights
-from core.services.datasets import list_datasets
 
 
 @functools.cache
@@ -271,7 +271,7 @@ class TrainPage(QWidget):
         self.helpers.models_ready.connect(self._on_models_ready)
         self.helpers.models_failed.connect(self._on_models_failed)
         self.helpers.sysinfo_ready.connect(self._fill_devices)
-        self.state.datasets_list_change.connect(self._reload_datasets)
+        self.state.overview_change.connect(lambda _overview: self._reload_datasets())
         self.state.project_change.connect(self._on_project_change)
         self._pending_dataset: LoadedDataset | None = None
         self.state.dataset_change.connect(self._on_dataset_change)
@@ -282,11 +282,21 @@ class TrainPage(QWidget):
         self.revalidate()
 
     # -- pickers ----------------------------------------------------------------------------------
+    def _project_datasets(self) -> list[dataset_store.DatasetInfo]:
+        """The project's datasets from the state's overview (read in a worker by whoever changed it).
+
+        Copies, so a preset's split chosen here never changes the overview; the open dataset's own
+        info carries the split saved on the Datasets page since the overview was read."""
+        overview, loaded = self.state.overview, self.state.dataset
+        listed = overview.datasets_of(self.state.project_id) if overview is not None else []
+        return [dataclasses.replace(loaded.info if loaded is not None and loaded.info.id == info.id else info)
+                for info in listed]
+
     def _reload_datasets(self) -> None:
         current = self.dataset_combo.currentData()
         self.dataset_combo.blockSignals(True)
         self.dataset_combo.clear()
-        for info in list_datasets(self.state.store, self.state.project_id):
+        for info in self._project_datasets():
             self.dataset_combo.addItem(icon("dataset"), f"{info.name} ({info.format}, {info.num_images} images)", info)
         if self.dataset_combo.count() == 0:
             self.dataset_combo.addItem("No dataset yet: add one on the Datasets page", None)

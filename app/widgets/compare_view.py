@@ -7,6 +7,7 @@ store in a worker thread. The list on the left toggles each job's curve; the com
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pyqtgraph as pg
@@ -24,9 +25,13 @@ from PySide6.QtWidgets import (
 
 from app.look import class_colour
 from app.models.chart_data import ChartData, SeriesKey, load_chart_data
-from app.workers import run_task
+from app.workers import TaskSlots
 
 PREFERRED = ("val/map50_95", "val/map50", "val/accuracy", "val/miou", "val/loss", "train/loss")
+
+
+def _read_metrics(store: Any, job_id: int, _state: Any) -> ChartData:
+    return load_chart_data(store, job_id)
 
 
 def metric_label(key: SeriesKey) -> str:
@@ -64,7 +69,7 @@ class CompareView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addLayout(body, 1)
-        self._loading: set[int] = set()
+        self.tasks = TaskSlots(self)  # one slot per compared job: its metrics read
 
     def set_jobs(self, jobs: list[tuple[int, str]]) -> None:
         """Compare these (job id, name) pairs; metrics of jobs not loaded yet are read in the background."""
@@ -90,20 +95,11 @@ class CompareView(QWidget):
         """Re-read every compared job's metrics (running jobs keep growing)."""
         store = self.state.store
         for job_id, _name in self.jobs:
-            if job_id in self._loading:
-                continue
-            self._loading.add(job_id)
-            self._start_load(store, job_id)
+            slot = f"metrics {job_id}"
+            if not self.tasks.running(slot):
+                self.tasks.start(slot, functools.partial(_read_metrics, store, job_id), title="Read metrics",
+                                 on_result=self._on_loaded)
         self.redraw()
-
-    def _start_load(self, store: Any, job_id: int) -> None:
-        def work(_st: Any) -> ChartData:
-            return load_chart_data(store, job_id)
-
-        def finished() -> None:
-            self._loading.discard(job_id)
-
-        run_task(work, title="Read metrics", on_result=self._on_loaded, on_finished=finished)
 
     def _on_loaded(self, data: ChartData) -> None:
         assert data.job_id is not None

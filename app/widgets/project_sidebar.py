@@ -1,14 +1,13 @@
 """The project list; inside each project its datasets. Create, rename and delete (with confirmation).
 
 The tree is drawn from the state's :class:`ProjectOverview`, read in a worker (never a query on the GUI
-thread). Create, rename and delete call :mod:`core.services.projects` directly, because the user waits
-for their answer (a refused name is shown in place at once); each returns what changed, and the tree
-is updated from that without reading the database again.
+thread). Create, rename and delete call :mod:`core.services.projects` in a worker too; each task
+returns the fresh overview, which redraws the tree, and a refused name is shown in place.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from app.look import icon
 from app.models.app_state import AppState
-from app.workers import TaskHandle, run_task
-from core.services import ServiceError, projects
+from app.workers import ErrorInfo, TaskSlots
+from core.services import Store, projects
 from core.services.projects import ProjectOverview
 
 ProjectRole = Qt.ItemDataRole.UserRole + 1
@@ -64,7 +63,7 @@ class ProjectSidebar(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.message)
-        self._task: TaskHandle | None = None
+        self.tasks = TaskSlots(self)  # "overview" (a newer read replaces the older), "edit" (create/rename/delete)
         state.overview_change.connect(self._fill)
         state.project_change.connect(lambda _pid: self._select_current())
         if state.overview is not None:
@@ -82,11 +81,9 @@ class ProjectSidebar(QWidget):
 
     def refresh(self) -> None:
         """Read projects and datasets again in a worker; a newer refresh cancels an older one."""
-        if self._task is not None:
-            self._task.cancel()
         store = self.state.store
-        self._task = run_task(lambda _st: projects.project_overview(store), owner=self, title="List projects",
-                              on_result=self.state.set_overview)
+        self.tasks.start("overview", lambda _st: projects.project_overview(store), title="List projects",
+                         on_result=self.state.set_overview)
 
     def _fill(self, overview: ProjectOverview) -> None:
         expanded = {item.data(0, ProjectRole) for item in self._top_items() if item.isExpanded()}
@@ -133,26 +130,42 @@ class ProjectSidebar(QWidget):
         if info is not None:
             self.dataset_open_requested.emit(info)
 
-    def _show_error(self, text: str) -> None:
-        self.message.setText(text)
+    def _show_error(self, info: ErrorInfo) -> None:
+        self.message.setText(info.message)
         self.message.setStyleSheet("color: #c0392b;")
         self.message.show()
 
-    def new_project(self) -> int | None:
-        name, ok = QInputDialog.getText(self, "New project", "Project name:")
-        return self.create_named(name) if ok else None
+    def _edit(self, title: str, change: Callable[[Store], int | None]) -> None:
+        """Run ``change`` in a worker, then read the overview there; an older overview read is dropped.
 
-    def create_named(self, name: str) -> int | None:
-        try:
-            created = projects.create_project(self.state.store, name)
-        except ServiceError as exc:
-            self._show_error(str(exc))
-            return None
+        ``change`` returns the project to select afterwards (None: keep the selection if it still exists)."""
+        store = self.state.store
         self.message.hide()
-        overview = self._overview()
-        self.state.set_overview(dataclasses.replace(overview, projects=[*overview.projects, created]))
-        self.state.set_project(created.id)
-        return created.id
+        self.message.clear()
+        self.tasks.cancel("overview")  # it could finish later with the list from before the change
+
+        def work(_st: object) -> tuple[int | None, ProjectOverview]:
+            selected = change(store)
+            return selected, projects.project_overview(store)
+
+        self.tasks.start("edit", work, title=title, on_result=self._after_edit, on_error=self._show_error)
+
+    def _after_edit(self, answer: tuple[int | None, ProjectOverview]) -> None:
+        selected, overview = answer
+        self.state.set_overview(overview)
+        if selected is None and overview.project(self.state.project_id) is None and overview.projects:
+            selected = overview.default_project_id
+        if selected is not None:
+            self.state.set_project(selected)
+
+    def new_project(self) -> None:
+        name, ok = QInputDialog.getText(self, "New project", "Project name:")
+        if ok:
+            self.create_named(name)
+
+    def create_named(self, name: str) -> None:
+        """Create the project in a worker; it is selected when created, a refused name is shown in place."""
+        self._edit("Create project", lambda store: projects.create_project(store, name).id)
 
     def rename_current(self) -> None:
         current = self._current()
@@ -162,17 +175,11 @@ class ProjectSidebar(QWidget):
         if ok:
             self.rename(current.id, name)
 
-    def rename(self, project_id: int, name: str) -> bool:
-        try:
-            renamed = projects.rename_project(self.state.store, project_id, name)
-        except ServiceError as exc:
-            self._show_error(str(exc))
-            return False
-        self.message.hide()
-        overview = self._overview()
-        listed = [renamed if p.id == project_id else p for p in overview.projects]
-        self.state.set_overview(dataclasses.replace(overview, projects=listed))
-        return True
+    def rename(self, project_id: int, name: str) -> None:
+        def change(store: Store) -> None:
+            projects.rename_project(store, project_id, name)
+
+        self._edit("Rename project", change)
 
     def delete_current(self) -> None:
         current = self._current()
@@ -191,17 +198,9 @@ class ProjectSidebar(QWidget):
         if box.clickedButton() is delete:
             self.delete(current.id)
 
-    def delete(self, project_id: int) -> bool:
-        try:
-            projects.delete_project(self.state.store, project_id)
-        except ServiceError as exc:
-            self._show_error(str(exc))
-            return False
-        self.message.hide()
-        overview = self._overview()
-        remaining = ProjectOverview([p for p in overview.projects if p.id != project_id],
-                                    [d for d in overview.datasets if d.project_id != project_id])
-        self.state.set_overview(remaining)
-        if project_id == self.state.project_id and remaining.projects:
-            self.state.set_project(remaining.projects[0].id)
-        return True
+    def delete(self, project_id: int) -> None:
+        """Delete in a worker; if it was the current project, the default project is selected."""
+        def change(store: Store) -> None:
+            projects.delete_project(store, project_id)
+
+        self._edit("Delete project", change)

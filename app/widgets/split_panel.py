@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import WARNING_COLOUR
-from app.workers import ErrorInfo, TaskHandle, run_task
+from app.workers import ErrorInfo, TaskHandle, TaskSlots, run_task
 from core.config import SPLIT_DEFAULTS, SPLIT_STRATEGIES, field_help
 from core.services import datasets as datasets_service
 
@@ -48,7 +48,11 @@ def preload_chart_library(on_done: Callable[..., None] | None = None) -> None:
             on_done()
         return
     if _chart_import is None:
-        _chart_import = run_task(lambda _st: importlib.import_module(CHART_MODULE), title="Load charts")
+        application = QCoreApplication.instance()
+        assert application is not None, "charts load inside the running app"
+        # The import serves every panel for the life of the app: the application owns it.
+        _chart_import = run_task(lambda _st: importlib.import_module(CHART_MODULE), title="Load charts",
+                                 owner=application)
     if on_done is not None:
         # Connected as given (a bound method): Qt drops it if the panel is destroyed first.
         _chart_import.signals.result.connect(on_done)
@@ -114,8 +118,7 @@ class SplitPanel(QWidget):
 
         self._index: Any = None
         self._stale = False  # a dataset is shown whose preview is not computed yet
-        self._task: TaskHandle | None = None
-        self._generation = 0
+        self.tasks = TaskSlots(self)  # "split": a newer choice replaces the older preview
         self.counts: dict[str, dict[str, int]] = {}
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -129,6 +132,7 @@ class SplitPanel(QWidget):
                   has_predefined_split: bool | None = None) -> None:
         """Show a dataset; ``split_config`` is the one saved with it (or None for defaults).
         ``has_predefined_split`` may be passed in when known (it walks every record)."""
+        self.tasks.cancel("split")  # the preview of the dataset shown before is not wanted any more
         self._index = index
         if has_predefined_split is None:
             has_predefined_split = index is not None and index.has_predefined_split
@@ -158,7 +162,7 @@ class SplitPanel(QWidget):
         return {"strategy": self.strategy.currentText(), "ratio": round(self.ratio.value(), 4), "seed": self.seed.value()}
 
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done or self._debounce.isActive()
+        return self.tasks.running("split") or self._debounce.isActive()
 
     def _on_control_change(self, *_: Any) -> None:
         self._debounce.start()
@@ -169,27 +173,18 @@ class SplitPanel(QWidget):
         self._stale = False
         choice = self.current()
         index = self._index
-        self._generation += 1
-        generation = self._generation
         self.summary.setText("Splitting…")
-        if self._task is not None:
-            self._task.cancel()  # a newer choice: the older preview is dropped anyway
 
         def work(_state: Any) -> Any:
             # Everything proportional to the image count happens here, not on the GUI thread.
             preview = datasets_service.preview_split(index, choice)
             return preview.result, preview.counts, preview.split_of
 
-        self._task = run_task(
-            work,
-            owner=self, title="Split preview",
-            on_result=lambda answer: self._on_split(generation, answer, choice, save),
-            on_error=lambda info: self._on_split_error(generation, info),
-        )
+        self.tasks.start("split", work, title="Split preview",
+                         on_result=lambda answer: self._on_split(answer, choice, save),
+                         on_error=self._on_split_error)
 
-    def _on_split(self, generation: int, answer: Any, choice: dict[str, Any], save: bool) -> None:
-        if generation != self._generation:
-            return  # a newer choice is being computed
+    def _on_split(self, answer: Any, choice: dict[str, Any], save: bool) -> None:
         result, self.counts, split_of = answer
         self._fill(self.counts)
         self.summary.setText(f"{len(result.train):,} training images, {len(result.val):,} validation images")
@@ -198,9 +193,7 @@ class SplitPanel(QWidget):
         if save:
             self.split_chosen.emit(choice)
 
-    def _on_split_error(self, generation: int, info: ErrorInfo) -> None:
-        if generation != self._generation:
-            return
+    def _on_split_error(self, info: ErrorInfo) -> None:
         self.counts = {}
         self._fill({})
         self.summary.setText("")

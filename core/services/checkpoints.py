@@ -218,8 +218,10 @@ def _settings(store: Store, settings: Settings | None) -> Settings:
 
 def upload_checkpoints(store: Store, job_id: int, *, kinds: tuple[str, ...] = CHECKPOINT_KINDS,
                        settings: Settings | None = None) -> list[CheckpointInfo]:
-    """Upload the job's checkpoints of ``kinds`` now (retrying failed ones); returns them, synced."""
-    from core.storage.outbox import enqueue_job_checkpoints, run_outbox
+    """Upload the job's checkpoints of ``kinds`` now (retrying failed ones); returns them, synced.
+
+    The one upload path: the outbox rows of ``core.services.sync`` (``sync push``/``sync retry`` use it too)."""
+    from core.services.sync import queue_job_uploads, sync_now
 
     settings = _settings(store, settings)
     present = [info for info in list_checkpoints(store, job_id) if info.kind in kinds]
@@ -227,13 +229,12 @@ def upload_checkpoints(store: Store, job_id: int, *, kinds: tuple[str, ...] = CH
         raise ServiceError(f"job {job_id} has no {' or '.join(kinds)} checkpoint to upload")
     if not settings.sync_enabled:
         raise ServiceError("cloud sync is turned off: turn it on in Settings to upload checkpoints")
-    enqueue_job_checkpoints(store, settings, job_id, kinds=kinds)
-    report = run_outbox(store, settings, retry_failed=True)
-    if report.disabled_reason:
-        raise ServiceError(f"not uploaded: {report.disabled_reason}")
-    failed = [outcome for outcome in report.outcomes if outcome.error]
+    result = sync_now(store, settings, upload_ids=queue_job_uploads(store, settings, job_id, kinds))
+    if result.disabled_reason:
+        raise ServiceError(f"not uploaded: {result.disabled_reason}")
+    failed = [row for row in result.rows if row.state == "failed"]
     if failed:
-        raise ServiceError(f"upload of {failed[0].key} failed: {failed[0].error}")
+        raise ServiceError(f"upload of {failed[0].url} failed: {failed[0].last_error}")
     return [info for info in list_checkpoints(store, job_id) if info.kind in kinds]
 
 

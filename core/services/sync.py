@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import update
 
 from core.db.models import Upload
+from core.rundir import CHECKPOINT_KINDS
 from core.services import ServiceError, Store
 from core.settings import Settings
 from core.storage import outbox
@@ -105,10 +106,11 @@ def _rearm_failed(store: Store, upload_ids: list[int] | None) -> int:
         return int(getattr(changed, "rowcount", 0) or 0)
 
 
-def queue_job_uploads(store: Store, settings: Settings, job_id: int) -> list[int]:
-    """Put a job's best and last checkpoints in the outbox; returns the upload ids."""
+def queue_job_uploads(store: Store, settings: Settings, job_id: int,
+                      kinds: tuple[str, ...] = CHECKPOINT_KINDS) -> list[int]:
+    """Put a job's checkpoints of ``kinds`` (best and last) in the outbox; returns the upload ids."""
     try:
-        ids = outbox.enqueue_job_checkpoints(store, settings, job_id)
+        ids = outbox.enqueue_job_checkpoints(store, settings, job_id, kinds=kinds)
     except KeyError:
         raise ServiceError(f"There is no training job {job_id} (`vision-platform jobs` lists them).") from None
     if not ids:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from core.jobs.listeners import stop_background_thread
@@ -29,6 +30,8 @@ MIN_WAIT_S = 1.0
 class SyncListener:
     """``core.jobs.listeners.JobListener`` that uploads best.pt and last.pt of completed jobs."""
 
+    work_name = "checkpoint uploads"  # what close() finishes, as the CLI names it
+
     def __init__(
         self,
         store: Store,
@@ -48,6 +51,9 @@ class SyncListener:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Jobs handed over by on_job_end, and how many of them have had their upload pass.
+        self._jobs_handed = self._jobs_passed = 0
+        self._passed = threading.Condition(self._lock)
         self._told_disabled: str | None = None
         self.last_report: OutboxReport | None = None
         self.passes = 0
@@ -64,10 +70,17 @@ class SyncListener:
             return
         with self._lock:
             self._new_jobs.append(job_id)
+            self._jobs_handed += 1
         self.start()
         self._wake.set()
 
     def close(self, timeout: float = 10.0) -> None:
+        """Let the upload pass of the jobs completed so far finish, for at most ``timeout`` seconds in
+        all, then stop; what is left stays in the outbox for the next start."""
+        deadline = time.monotonic() + timeout
+        with self._passed:
+            self._passed.wait_for(self._handed_jobs_passed, timeout)
+        timeout = max(0.0, deadline - time.monotonic())
         stop_background_thread(self._thread, self._stopping, self._wake, timeout,
                                "sync thread still uploading after %.1f s; the row is resumed at next start")
 
@@ -88,11 +101,14 @@ class SyncListener:
 
     # thread ---------------------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        # After close(), one more pass if a job completed meanwhile: its checkpoints are not left behind.
+        while not self._stopping.is_set() or self._new_jobs:
             try:
                 self._pass()
             except Exception:  # never let the thread die: the next pass may work
                 log.exception("sync pass failed")
+            if self._stopping.is_set():
+                continue
             try:
                 due = next_due_in(self.store)
             except Exception:
@@ -100,6 +116,10 @@ class SyncListener:
             wait = self.idle_poll if due is None else max(MIN_WAIT_S, min(due, self.idle_poll))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _handed_jobs_passed(self) -> bool:
+        alive = self._thread is not None and self._thread.is_alive()
+        return self._jobs_passed >= self._jobs_handed or not alive
 
     def _pass(self) -> None:
         with self._lock:
@@ -110,6 +130,17 @@ class SyncListener:
                 log.info("job %s: %d checkpoint upload(s) queued", job_id, len(ids))
             except Exception:
                 log.exception("could not queue the checkpoints of job %s", job_id)
+        # Nothing due now: no client either (importing boto3 is seconds of CPU next to a training job).
+        try:
+            if next_due_in(self.store) == 0.0:
+                self._upload_due()
+        finally:
+            self.passes += 1
+            with self._passed:
+                self._jobs_passed += len(jobs)
+                self._passed.notify_all()
+
+    def _upload_due(self) -> None:
         client = None
         if self.client_factory is not None:
             client = self.client_factory()
@@ -121,7 +152,6 @@ class SyncListener:
             should_stop=self._stopping.is_set,
         )
         self.last_report = report
-        self.passes += 1
         if report.disabled_reason:
             if self._told_disabled != report.disabled_reason:
                 self._told_disabled = report.disabled_reason

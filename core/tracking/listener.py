@@ -414,6 +414,8 @@ class _JobState:
 class MlflowListener:
     """``core.jobs.listeners.JobListener`` that mirrors jobs into MLflow from a background thread."""
 
+    work_name = "MLflow tracking"  # what close() finishes, as the CLI names it
+
     def __init__(
         self,
         store: Store,

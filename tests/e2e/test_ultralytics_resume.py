@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,11 @@ import pytest
 from core.config import config_from_dict
 from core.jobs import store as job_store
 from core.jobs.runner import JobRunner
+from tests.conftest import network_attempts_since
 from tests.e2e.test_ultralytics_network import install_network_guard
 from tests.helpers.datasets_gen import make_dice_detection
+from tests.helpers.holds import Holds
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +33,7 @@ def _last(store: Any, job_id: int) -> Any:
 def test_cancel_resume_and_extend_continue_the_epoch_count(
     store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    attempts = install_network_guard(tmp_path, monkeypatch)
+    offset = install_network_guard(tmp_path, monkeypatch)
     dataset = make_dice_detection(tmp_path / "dice", n=16, size=64)
     config = config_from_dict({
         "framework": "ultralytics", "task": "detect", "model": "yolo11n", "pretrained": False,
@@ -39,12 +43,20 @@ def test_cancel_resume_and_extend_continue_the_epoch_count(
     })
     job_id = job_store.create_job(store, config)
 
-    # batch 2: ~6 batches per epoch, so the stop file lands while epoch 2 is still running.
-    def cancel_in_epoch_two(jid: int, event: dict[str, Any]) -> None:
-        if event.get("type") == "progress" and event.get("epoch") == 2:
-            job_store.request_cancel(store, jid)
+    # 12 train images at batch 2: 6 batches an epoch. The worker is held after global batch 8 (epoch 2)
+    # and the cancel is asked while it waits there: it lands inside epoch 2 by construction.
+    holds = Holds(tmp_path / "holds", 8)
+    monkeypatch.setenv("VP_FAULT", holds.fault_spec)
 
-    assert JobRunner(store, on_event=cancel_in_epoch_two).run(job_id) == "cancelled"
+    def cancel_when_held() -> None:
+        wait_until(lambda: holds.is_held(8), "the worker held in epoch 2", timeout=300)
+        job_store.request_cancel(store, job_id)
+
+    canceller = threading.Thread(target=cancel_when_held, daemon=True)
+    canceller.start()
+    assert JobRunner(store).run(job_id) == "cancelled"
+    canceller.join(60)
+    monkeypatch.delenv("VP_FAULT")
     assert _epochs(store, job_id) == [1]
     assert _last(store, job_id).epoch == 1
     steps_before = job_store.metric_rows(store, job_id, kind="step")
@@ -81,4 +93,4 @@ def test_cancel_resume_and_extend_continue_the_epoch_count(
     for row in job_store.checkpoints(store, job_id):  # re-recorded after final_eval rewrote both files
         assert row.sha256 == sha256_file(Path(row.path)), row.kind
         assert 1 <= int(row.epoch) <= 5
-    assert attempts.read_text(encoding="utf-8") == ""
+    assert network_attempts_since(offset) == ""

@@ -190,10 +190,11 @@ def test_bad_drops_show_a_message_and_write_nothing(window: Any, qtbot: Any, sto
     assert _dataset_rows(store) == 0
 
 
-def test_r2_url_without_keys_says_what_to_do(window: Any, store: Any) -> None:
+def test_r2_url_without_keys_says_what_to_do(window: Any, qtbot: Any, store: Any) -> None:
     window.state.settings.offline_mode = False
-    window.datasets_page.add_dataset_path("r2://bucket/datasets/x.zip")
-    assert "Settings" in window.datasets_page.banner.text()
+    window.datasets_page.add_dataset_path("r2://bucket/datasets/x.zip")  # the keys are looked up in a worker
+    qtbot.waitUntil(lambda: "Settings" in window.datasets_page.banner.text(), timeout=10_000)
+    assert not window.datasets_page.is_busy() and window.datasets_page.busy.isHidden()
     assert _dataset_rows(store) == 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 
+from core.services.projects import list_projects
 from tests.gui.conftest import make_helpers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,22 +43,27 @@ def test_new_job_shortcut_opens_configurator_and_jobs_empty_state_leads_there(wi
 
 
 def test_projects_create_rename_delete(window: Any, qtbot: Any, store: Any) -> None:
+    """Each edit runs in a worker: the test waits for what the user sees (the tree, the message)."""
     sidebar = window.sidebar
-    project_id = sidebar.create_named("Cats")
-    assert project_id is not None
+    default_id = window.state.project_id
+    sidebar.create_named("Cats")
+    qtbot.waitUntil(lambda: sidebar.project_names() == ["Default", "Cats"], timeout=10_000)
+    qtbot.waitUntil(lambda: window.state.project_id != default_id, timeout=10_000)  # the new project is selected
+    project_id = window.state.project_id
+    assert window.state.overview.project(project_id).name == "Cats"
+    sidebar.create_named("Cats")  # duplicate names are refused in place
+    qtbot.waitUntil(lambda: "already exists" in sidebar.message.text(), timeout=10_000)
     assert sidebar.project_names() == ["Default", "Cats"]
-    assert window.state.project_id == project_id
-    assert sidebar.create_named("Cats") is None  # duplicate names are refused in place
-    assert "already exists" in sidebar.message.text()
-    assert sidebar.rename(project_id, "Dogs")
-    assert sidebar.project_names() == ["Default", "Dogs"]
-    default_id = next(p for p in __import__("app.models.projects", fromlist=["x"]).list_projects(store)
-                      if p.name == "Default").id
-    assert not sidebar.delete(default_id)
-    assert "cannot be deleted" in sidebar.message.text()
-    assert sidebar.delete(project_id)
-    assert sidebar.project_names() == ["Default"]
+    sidebar.rename(project_id, "Dogs")
+    qtbot.waitUntil(lambda: sidebar.project_names() == ["Default", "Dogs"], timeout=10_000)
+    assert not sidebar.message.text()  # a successful edit clears the earlier refusal
+    assert next(p for p in list_projects(store) if p.name == "Default").id == default_id
+    sidebar.delete(default_id)
+    qtbot.waitUntil(lambda: "cannot be deleted" in sidebar.message.text(), timeout=10_000)
+    sidebar.delete(project_id)
+    qtbot.waitUntil(lambda: sidebar.project_names() == ["Default"], timeout=10_000)
     assert window.state.project_id == default_id
+    assert [p.name for p in list_projects(store)] == ["Default"]
 
 
 def test_geometry_is_restored(qtbot: Any, store: Any, qsettings_dir: Path) -> None:
@@ -95,7 +101,8 @@ def test_settings_dialog_saves_settings(window: Any, qtbot: Any, store: Any) -> 
     dialog.offline.setChecked(False)
     dialog.max_jobs.setValue(2)
     dialog.endpoint.setText("http://127.0.0.1:9")
-    dialog.accept()
+    dialog.accept()  # saved in a worker: the dialog closes once the settings are stored
+    qtbot.waitUntil(lambda: dialog.result() == dialog.DialogCode.Accepted, timeout=10_000)
     saved = Settings.load(store)
     assert saved.offline_mode is False
     assert saved.max_concurrent_jobs == 2

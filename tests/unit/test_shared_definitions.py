@@ -75,9 +75,9 @@ def test_inference_result_builder_has_every_key() -> None:
 def test_prediction_export_and_converter_write_the_same_labelme_a_reader_accepts(tmp_path: Path) -> None:
     from PIL import Image
 
-    from app.models.predictions import write_dice_json
     from core.datasets.convert import to_dice
     from core.datasets.dice import read_dice
+    from core.services.inference import write_dice
 
     folder = tmp_path / "exported"
     folder.mkdir()
@@ -85,7 +85,7 @@ def test_prediction_export_and_converter_write_the_same_labelme_a_reader_accepts
     Image.new("RGB", (64, 48), "white").save(image)
     result = inference_result("detect", elapsed_ms=5, image_size=(64, 48), boxes=[
         {"x1": 4.0, "y1": 5.0, "x2": 30.123, "y2": 40.0, "confidence": 0.8, "class_id": 0, "label": "ünïcode"}])
-    written = write_dice_json(dict(result), image)
+    written = write_dice(result, image)
     index = read_dice(folder)
     shape = index.images[0].shapes[0]
     assert written == folder / "shot.json" and shape.label == "ünïcode" and shape.shape_type == "rectangle"
