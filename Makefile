@@ -29,7 +29,7 @@ test: setup lint
 
 # Lint + unit + GUI tests without real training runs (tests marked slow): the quick loop while coding.
 test-fast: setup lint
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider -q -ra -m "not slow" --durations=10 tests/unit tests/gui
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider -q -ra -m "not slow" --durations=10 tests/unit tests/cli tests/gui
 
 bench: setup
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_all.py
