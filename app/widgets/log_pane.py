@@ -1,11 +1,13 @@
 """The worker log of one job, tailing live, searchable; a failed job's error and traceback on top.
 
-A 500 ms timer reads only the bytes appended since the last read (a seek and a small read: cheap on
-the GUI thread). Opening a job shows the last ``INITIAL_TAIL_BYTES`` of its log, not a 100 MB file.
+A 500 ms timer reads only the bytes appended since the last read (a seek and a small read), in a
+background task: a log on a slow or busy disk never stalls the window. Opening a job shows the last
+``INITIAL_TAIL_BYTES`` of its log, not a 100 MB file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -31,11 +33,38 @@ from PySide6.QtWidgets import (
 )
 
 from app.widgets.common import Banner
+from app.workers import TaskSlots
 
 TAIL_INTERVAL_MS = 500
 INITIAL_TAIL_BYTES = 512 * 1024
 MAX_READ_PER_TICK = 256 * 1024
 MAX_LINES = 20_000
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes read from a log: from ``start``; ``restarted`` when the file shrank (a re-run)."""
+
+    start: int
+    data: bytes
+    restarted: bool = False
+    mid_file: bool = False  # started inside the file: the first line is a fragment
+
+
+def read_appended(path: Path, offset: int | None, limit: int) -> LogChunk | None:
+    """What was appended to ``path`` after ``offset`` (None: the last ``limit`` bytes), at most ``limit``."""
+    try:
+        size = path.stat().st_size
+        restarted = offset is not None and size < offset
+        start = max(0, size - limit) if offset is None else (0 if restarted else offset)
+        if size == start:
+            return LogChunk(start, b"", restarted)
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(limit)
+    except OSError:
+        return None
+    return LogChunk(start, data, restarted, mid_file=offset is None and start > 0)
 
 
 class LogPane(QWidget):
@@ -75,8 +104,9 @@ class LogPane(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.text, 1)
         self.path: Path | None = None
-        self._offset = 0
+        self._offset: int | None = None  # None: not read yet (start from the tail)
         self._partial = b""
+        self.tasks = TaskSlots(self)
         self.timer = QTimer(self)
         self.timer.setInterval(TAIL_INTERVAL_MS)
         self.timer.timeout.connect(self.poll)
@@ -86,14 +116,12 @@ class LogPane(QWidget):
         if path == self.path:
             self.poll()
             return
+        self.tasks.cancel("tail")
         self.path = path
         self.text.clear()
         self._partial = b""
-        self._offset = 0
-        if path is not None and path.is_file():
-            size = path.stat().st_size
-            self._offset = max(0, size - INITIAL_TAIL_BYTES)
-        self.poll(limit=INITIAL_TAIL_BYTES, skip_partial_line=self._offset > 0)
+        self._offset = None
+        self.poll(limit=INITIAL_TAIL_BYTES)
         if path is None:
             self.timer.stop()
         else:
@@ -106,29 +134,23 @@ class LogPane(QWidget):
         else:
             self.banner.clear()
 
-    def poll(self, limit: int = MAX_READ_PER_TICK, skip_partial_line: bool = False) -> None:
-        path = self.path
-        if path is None:
+    def poll(self, limit: int = MAX_READ_PER_TICK) -> None:
+        """Read what the log gained since the last read, off the GUI thread (one read at a time)."""
+        path, offset = self.path, self._offset
+        if path is None or self.tasks.running("tail"):
             return
-        try:
-            size = path.stat().st_size
-        except OSError:
+        self.tasks.start("tail", lambda _st: read_appended(path, offset, limit), title="Read the job log",
+                         on_result=lambda chunk: self._on_read(path, chunk))
+
+    def _on_read(self, path: Path, chunk: LogChunk | None) -> None:
+        if chunk is None or path != self.path:
             return
-        if size < self._offset:  # the log was replaced (a re-run): start over
+        if chunk.restarted:
             self.text.clear()
-            self._offset = 0
             self._partial = b""
-        if size == self._offset:
-            return
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read(limit)
-        except OSError:
-            return
-        self._offset += len(chunk)
-        data = self._partial + chunk
-        if skip_partial_line:  # started mid-file: the first line is a fragment
+        self._offset = chunk.start + len(chunk.data)
+        data = self._partial + chunk.data
+        if chunk.mid_file:  # started mid-file: the first line is a fragment
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""
         complete, newline, rest = data.rpartition(b"\n")
         if not newline:  # no full line yet: wait for the rest

@@ -160,12 +160,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 @service_command
 def cmd_resume(args: argparse.Namespace) -> int:
     """Resume (or with ``--epochs N`` extend) a job and run it here, showing progress."""
-    from core.cli import _report_end, run_job_in_foreground
+    from core.cli import run_and_report
 
     store = job_store_for_cli()
     job_service.resume_job(store, args.job_id, extra_epochs=getattr(args, "epochs", 0) or 0)
-    status = run_job_in_foreground(store, args.job_id)
-    return _report_end(store, args.job_id, status)
+    return run_and_report(store, args.job_id)
 
 
 # -- parser ------------------------------------------------------------------------------------------
