@@ -4,7 +4,8 @@ A long-lived subprocess that keeps one model loaded between images, so the GUI's
 framework import and model load once. It reads one JSON request per line on stdin and answers one
 JSON line per request on stdout (logs go to stderr):
 
-    {"id": 1, "op": "load", "framework": "timm", "checkpoint": PATH, "trusted": false, "device": "auto"}
+    {"id": 1, "op": "load", "framework": "timm", "checkpoint": PATH, "trusted": false, "sha256": null,
+     "device": "auto"}
         → {"id": 1, "ok": true, "task": "classify", "class_names": [...], "load_ms": 812.0}
     {"id": 2, "op": "predict", "image": PATH, "conf": 0.01, "iou": 0.7, "top_k": 5}
         → {"id": 2, "ok": true, "result": {...adapter.run_inference() result...}}
@@ -12,6 +13,11 @@ JSON line per request on stdout (logs go to stderr):
     {"id": 4, "op": "quit"} → exits
 
 Errors never kill the worker: {"id": N, "ok": false, "error": "<message a user can act on>"}.
+
+Trust (``core.trust``): this process never reads the database, so core decides. ``trusted: true``
+with a ``sha256`` means "core vouches for the file with this content" (a checkpoint this app wrote,
+an import the user consented to): the worker hashes the file first and, if it changed since, loads it
+as untrusted. ``trusted: true`` without a hash is the user's consent to this one load.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 
 from adapters.base import AdapterError, TrainingAdapter
 from core.config import config_from_dict
+from core.files import sha256_file
 from core.reporter import NullReporter
 
 
@@ -43,7 +50,7 @@ class InferenceSession:
         if not checkpoint.is_file():
             raise AdapterError(f"checkpoint not found: {checkpoint}")
         adapter_class = get_adapter_class(framework)
-        trusted = bool(request.get("trusted"))
+        trusted = _trusted(checkpoint, request)
         task = request.get("task")
         if not task:
             # A YOLO checkpoint knows its task (detect/segment/pose/classify); timm is always classify.
@@ -67,6 +74,14 @@ class InferenceSession:
         image: str | bytes = request["image"]
         options = {k: request[k] for k in ("conf", "iou", "top_k") if k in request}
         return {"result": self.adapter.run_inference(image, **options)}
+
+
+def _trusted(checkpoint: Path, request: dict[str, Any]) -> bool:
+    """Core's decision, held to the content it vouched for (the file may have changed since)."""
+    if not request.get("trusted"):
+        return False
+    vouched = request.get("sha256")
+    return vouched is None or sha256_file(checkpoint) == vouched
 
 
 class _SilentReporter(NullReporter):

@@ -21,8 +21,10 @@ How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.
   state). Resume uses the newest loadable full-state checkpoint of the two; "extend by N epochs" on a
   finished run uses the verified copy with its saved ``train_args`` and the new epoch count (plain
   Ultralytics refuses: "training … is finished, nothing to resume").
-- Trust: ``.pt`` files are pickles. Only files under our runs folder, our imported-weights folder
-  or Ultralytics' weights cache are loaded without an explicit ``trusted=True``.
+- Trust: ``.pt`` files are pickles, and trust is decided by content, never by folder (``core.trust``):
+  a file loads when core passes ``trusted=True`` (it vouched for the file's sha256, or the user
+  consented) or when its sha256 is in core's manifest of consented imports. The one exception is
+  resume and validation, which read the checkpoints this job's own worker wrote into its run dir.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from adapters.base import AdapterError, StopTraining, TrainingAdapter, TrainResu
 from adapters.ultralytics_env import import_ultralytics
 from adapters.ultralytics_eval import class_names_of
 from adapters.ultralytics_metrics import PRIMARY_METRIC, map_epoch_metrics, step_metrics
-from core import paths
+from core import trust
 from core.contracts import Box, ClassScore, InferenceResult, KeypointInstance, Mask, inference_result
 from core.files import sha256_bytes
 from core.rundir import RESULTS_CSV
@@ -72,25 +74,13 @@ _ARTIFACT_PATTERNS = (
 # ----------------------------------------------------------------------------------------- trust
 
 
-def _trusted_roots() -> list[Path]:
-    # Run dirs hold files this app wrote; imported weights were confirmed by the user when imported;
-    # Ultralytics' cache holds official weights the user placed there for named models.
-    return [paths.runs_dir().resolve(), paths.weights_dir().resolve(), models.ultralytics_weights_dir().resolve()]
-
-
-def is_trusted_checkpoint(path: Path) -> bool:
-    resolved = Path(path).expanduser().resolve()
-    return any(resolved.is_relative_to(root) for root in _trusted_roots())
-
-
 def require_trust(path: Path, trusted: bool) -> Path:
+    """The resolved file, if core trusts it (``trusted``) or the user consented to its content."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
         raise AdapterError(f"checkpoint {path} does not exist")
-    if not trusted and not is_trusted_checkpoint(resolved):
-        raise AdapterError(
-            f"{resolved} is not a checkpoint this app wrote; loading it runs code from the file; confirm to trust it"
-        )
+    if not trusted and not trust.is_consented(resolved):
+        raise AdapterError(trust.refusal(resolved))
     return resolved
 
 
@@ -99,7 +89,7 @@ def _torch_load(path: Path) -> Any:
     from ultralytics.utils.patches import torch_load
 
     # A full Ultralytics checkpoint is a pickle of the model object: callers pass only files that
-    # require_trust accepted (our run dirs, imported weights, Ultralytics' cache, or confirmed by the user).
+    # require_trust accepted, or this job's own checkpoints (resume).
     return torch_load(path, map_location="cpu", weights_only=False)
 
 
@@ -273,7 +263,7 @@ class UltralyticsAdapter(TrainingAdapter):
                     f"Import {stem}.pt (Models → Import weights) or train from scratch with {stem}.yaml "
                     f"(pretrained: false)"
                 )
-            return found
+            return require_trust(found, trusted=False)  # a file in a cache folder is not trusted for being there
         name = Path(model).name
         stem = name.removesuffix(".yaml")
         if Path(model).suffix == ".yaml" and Path(model).is_file():
@@ -692,4 +682,4 @@ def _result_payload(result: Any, task: str, size: tuple[int, int], elapsed_ms: f
                             keypoints=keypoints, top_k=scores)
 
 
-__all__ = ["UltralyticsAdapter", "checkpoint_task", "is_trusted_checkpoint", "mask_png", "require_trust"]
+__all__ = ["UltralyticsAdapter", "checkpoint_task", "mask_png", "require_trust"]

@@ -90,13 +90,16 @@ class InferenceClient:
             raise InferenceError(str(response.get("error") or "inference failed"))
         return response
 
-    def load(self, checkpoint: Path, *, framework: str, trusted: bool = False, device: str = "auto",
-             task: str | None = None) -> dict[str, Any]:
-        """Load once; ``task`` is what the job trained (else the worker reads it from the checkpoint)."""
+    def load(self, checkpoint: Path, *, framework: str, trusted: bool = False, sha256: str | None = None,
+             device: str = "auto", task: str | None = None) -> dict[str, Any]:
+        """Load once; ``task`` is what the job trained (else the worker reads it from the checkpoint).
+
+        ``trusted`` with ``sha256``: core vouches for the file with that content (the worker checks it);
+        ``trusted`` alone: the user consented to this load (``core.trust``)."""
         key = {"checkpoint": str(checkpoint), "framework": framework, "device": device, "task": task}
         if self.loaded is not None and self.loaded.get("key") == key:
             return self.loaded
-        response = self.request({"op": "load", **key, "trusted": trusted})
+        response = self.request({"op": "load", **key, "trusted": trusted, "sha256": sha256 if trusted else None})
         self.loaded = {**response, "key": key}
         return self.loaded
 

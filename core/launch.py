@@ -12,17 +12,23 @@ network and nothing reports usage anywhere:
   the ``mlflow ui`` server included) is always off: ``mlflow.telemetry.utils.is_telemetry_disabled``
   honours ``MLFLOW_DISABLE_TELEMETRY`` and ``DO_NOT_TRACK=true``; both are set, not defaulted.
 
-Credentials are not handled here: a child inherits the environment it was started with, nothing more.
+Secrets stay with the process that uses them. The training worker never uploads (the runner does),
+the inference worker and helpers never talk to a server, and ``mlflow ui`` reads a local store: so
+:func:`child_env` drops every secret variable (``core.storage.credentials.SECRET_ENV_NAMES``: the
+AWS / R2 keys, MLflow's tracking login) and the login inside ``MLFLOW_TRACKING_URI``. A child that
+really needs one names it (``child_env(keep_secrets=("AWS_ACCESS_KEY_ID", …))``): an explicit opt-in
+visible at the call.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 from core import paths
+from core.storage import credentials
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,10 +70,21 @@ def apply_offline_env(environ: MutableMapping[str, str]) -> None:
     disable_telemetry(environ)
 
 
-def child_env() -> dict[str, str]:
-    """The environment of every process the app starts: ours, offline, and able to import our
-    packages from any working directory."""
-    env = dict(os.environ)
+def without_secrets(environ: Mapping[str, str], keep: Iterable[str] = ()) -> dict[str, str]:
+    """A copy of ``environ`` without secret variables (but those named in ``keep``), and without the
+    login inside ``MLFLOW_TRACKING_URI``."""
+    kept = set(keep)
+    env = {name: value for name, value in environ.items() if name in kept or not credentials.is_secret_env(name)}
+    uri = env.get(credentials.ENV_TRACKING_URI)
+    if uri and credentials.ENV_TRACKING_URI not in kept:
+        env[credentials.ENV_TRACKING_URI] = credentials.strip_login(uri)
+    return env
+
+
+def child_env(*, keep_secrets: Iterable[str] = ()) -> dict[str, str]:
+    """The environment of every process the app starts: ours, offline, without secrets (but the
+    ones named in ``keep_secrets``), and able to import our packages from any working directory."""
+    env = without_secrets(os.environ, keep_secrets)
     apply_offline_env(env)
     env["VP_HOME"] = str(paths.data_dir())
     env["PYTHONUNBUFFERED"] = "1"

@@ -3,6 +3,8 @@
 Secrets (R2 keys) never go here: see ``core.storage.credentials`` (OS keyring, 0600 file fallback).
 Environment variables override stored values for the design document's names (``MLFLOW_TRACKING_URI``,
 ``AWS_S3_ENDPOINT_URL``, ``R2_BUCKET``), so a headless run can be configured without the GUI.
+An MLflow URI with ``user:password@`` is kept masked (``user:***@``), here and in memory: the password
+goes to the credentials store on save, and is looked up only by the code that talks to MLflow.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from core.db.engine import Store
 from core.db.models import AppSetting
+from core.storage.credentials import mask_uri, remember_tracking_password
 
 
 @dataclass
@@ -48,9 +51,12 @@ class Settings:
         for key, value in env_overrides.items():
             if value:
                 setattr(settings, key, value)
+        settings.mlflow_tracking_uri = mask_uri(settings.mlflow_tracking_uri)
         return settings
 
     def save(self, store: Store) -> None:
+        """Store every field; a tracking password goes to the credentials store, the URI masked."""
+        self.mlflow_tracking_uri = remember_tracking_password(self.mlflow_tracking_uri)
         with store.write() as session:
             for key, value in asdict(self).items():
                 session.merge(AppSetting(key=key, value=json.dumps(value)))

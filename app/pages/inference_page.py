@@ -41,7 +41,7 @@ from app.look import icon
 from app.models.app_state import AppState
 from app.widgets.inference_canvas import DROP_HINT, InferenceCanvas
 from app.workers import ErrorInfo, TaskSlots, run_task
-from core.services.checkpoints import ModelChoice, file_choice, model_choices
+from core.services.checkpoints import ModelChoice, file_choice, model_choices, vouch
 from core.services.inference import (
     DEFAULT_CONF,
     DEFAULT_IOU,
@@ -53,6 +53,7 @@ from core.services.inference import (
     summary,
     write_dice,
 )
+from core.trust import CONSENT_MARKER
 
 PICK_FILE = "__file__"
 
@@ -332,12 +333,14 @@ class InferencePage(QWidget):
         self.model_status.setText("Starting the inference worker and loading the model (first time: several "
                                   "seconds)…" if first else f"Loading {Path(choice.path).name}…")
         self.load_bar.show()
-        trust = choice.trusted if trusted is None else trusted
+        consent = choice.consented if trusted is None else trusted
+        store = self.state.store
 
         def work(_st: Any) -> dict[str, Any]:
             from core.services.inference import load_model
 
-            return load_model(client, choice, trusted=trust)
+            # A picked file may still be one this app wrote: its content decides, not its folder.
+            return load_model(client, vouch(store, choice), trusted=consent)
 
         self.tasks.start("load", work, title="Load model", pool=self.pool,
                          on_result=lambda info: self._on_loaded(choice, info),
@@ -367,10 +370,11 @@ class InferencePage(QWidget):
         if not self._alive:
             return
         self.load_bar.hide()
-        if "confirm to trust" in error.message and not choice.trusted:
+        if CONSENT_MARKER in error.message and not choice.consented:
             answer = QMessageBox.question(
-                self, "Load this checkpoint?",
-                f"{Path(choice.path).name} was not written by this app. Loading it can run code stored in the file. "
+                self, "Trust this checkpoint?",
+                f"{choice.path}\n\nThis file was not written by this app and you have not imported it as trusted. "
+                "It is a pickle: loading it runs any code stored in the file, with your user's rights. "
                 "Load it only if you trust where it came from.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer == QMessageBox.StandardButton.Yes:

@@ -56,7 +56,7 @@ from core.config import (
     save_config,
 )
 from core.services import jobs as job_service
-from core.services.checkpoints import import_weights
+from core.services.checkpoints import ConsentRequired, import_weights
 
 
 @functools.cache
@@ -434,8 +434,35 @@ class TrainPage(QWidget):
             self.weights_edit.setText(str(target))
             self.file_radio.setChecked(True)
 
-        run_task(lambda _st: import_weights(path), owner=self, title="Import weights", on_result=done,
-                 on_error=lambda info: self.banner.show_message(f"Could not import {path}: {info.message}"))
+        store = self.state.store
+
+        def work(consent: bool) -> Path | ConsentRequired:
+            try:
+                return import_weights(store, path, consent=consent)
+            except ConsentRequired as refusal:  # a question for the user, not a failure
+                return refusal
+
+        def answered(result: Path | ConsentRequired) -> None:
+            if isinstance(result, Path):
+                done(result)
+            elif self._consents_to_import(path):
+                start(True)
+
+        def start(consent: bool) -> None:
+            run_task(lambda _st: work(consent), owner=self, title="Import weights", on_result=answered,
+                     on_error=lambda info: self.banner.show_message(f"Could not import {path}: {info.message}"))
+
+        start(False)
+
+    def _consents_to_import(self, path: str) -> bool:
+        """Ask before trusting a pickle this app did not write: the dialog names the file and the risk."""
+        answer = QMessageBox.warning(
+            self, "Trust this weights file?",
+            f"{path}\n\nThis file was not written by this app. It is a pickle: loading it (for training or "
+            "inference) runs any code stored in the file, with your user's rights. Import it only if you trust "
+            "where it came from.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     # -- config <-> form --------------------------------------------------------------------------
     def _raw(self) -> tuple[dict[str, Any], dict[str, str]]:

@@ -79,7 +79,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 @service_command
 def cmd_import(args: argparse.Namespace) -> int:
-    target = checkpoint_service.import_weights(args.file)
+    target = checkpoint_service.import_weights(open_cli_store(), args.file, consent=args.trust)
     print(f"imported {args.file} as {target}: use it with `weights: {target}` in a config, or `vision-platform "
           f"predict {target.name} IMAGES…`")
     return 0
@@ -107,4 +107,7 @@ def register(subparsers: Any) -> None:
 
     imports = sub.add_parser("import", help="copy a weights file into the app's data folder")
     imports.add_argument("file", type=Path)
+    imports.add_argument("--trust", action="store_true",
+                         help="trust a pickle file (.pt, .pth, .bin) this app did not write: loading it can run any "
+                              "code stored in it; its sha256 is recorded (safetensors need no trust)")
     imports.set_defaults(handler=cmd_import)

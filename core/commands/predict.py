@@ -14,7 +14,9 @@ from typing import Any
 
 from core.commands import open_cli_store, service_command
 from core.rundir import CHECKPOINT_KINDS
+from core.services import ServiceError
 from core.services.inference import DEFAULT_CONF, DEFAULT_IOU, PREDICTION_FORMATS, ImagePrediction
+from core.trust import CONSENT_MARKER
 
 
 class _Progress:
@@ -56,6 +58,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         items, report = predict_and_write(choice, args.inputs, fmt=args.format, out_dir=args.out, conf=args.conf,
                                           iou=args.iou, trusted=args.trust or None, device=args.device,
                                           overwrite=args.overwrite, on_image=progress)
+    except ServiceError as exc:
+        if CONSENT_MARKER in str(exc):
+            raise ServiceError(f"{exc} (pass --trust to load it anyway)") from None
+        raise
     finally:
         progress.close()
     failed = [item for item in items if item.error]
@@ -79,6 +85,8 @@ def register(subparsers: Any) -> None:
     predict.add_argument("--format", choices=PREDICTION_FORMATS, default="dice")
     predict.add_argument("--kind", choices=CHECKPOINT_KINDS, help="which checkpoint of a job (default: best)")
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda:0, mps")
-    predict.add_argument("--trust", action="store_true", help="load a file not written by this app (it can run code)")
+    predict.add_argument("--trust", action="store_true",
+                         help="load a pickle file this app did not write and you did not import with --trust: "
+                              "it can run any code stored in it (this load only; nothing is recorded)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing prediction files")
     predict.set_defaults(handler=cmd_predict)

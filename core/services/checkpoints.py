@@ -1,22 +1,28 @@
 """Checkpoints and weights: a job's best/last, the models the Inference page offers, R2/S3 upload and
 download, and importing a weights file — for the GUI and ``vision-platform checkpoint``.
 
-Job checkpoints were written by this app and load as trusted; a file from elsewhere loads untrusted
-first (the inference worker says when it needs confirmation). Imported weights are copied under the
-data dir, so a job never depends on a file the user may move or delete.
+Trust is decided here, by content (``core.trust``): a file whose sha256 is a checkpoint row (this app
+wrote it) or a recorded consent (the user trusted it when importing) loads as trusted, and the
+inference worker checks that the file still has that content. Anything else that is not safetensors
+needs the user's consent: ``--trust`` on the command line, a dialog naming the file in the app.
+Imported weights are copied under the data dir, so a job never depends on a file the user may move or
+delete; consents are ``app_settings`` rows keyed ``trusted_weights:<sha256>``, mirrored into the
+manifest training workers read.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from core import paths
-from core.db.models import Checkpoint, TrainingJob
+from core import paths, trust
+from core.db.models import AppSetting, Checkpoint, TrainingJob
 from core.files import sha256_file
 from core.jobs import store as job_store
 from core.rundir import CHECKPOINT_KINDS
@@ -57,9 +63,14 @@ class ModelChoice:
     label: str
     path: str
     framework: str
-    trusted: bool
+    sha256: str | None = None  # the content the database vouches for (this app wrote it / consented)
     task: str | None = None  # what the job trained, when known
     job_id: int | None = None
+    consented: bool = False  # the user trusts this file for this load (``--trust``, the app's dialog)
+
+    @property
+    def trusted(self) -> bool:
+        return self.consented or self.sha256 is not None
 
     @property
     def key(self) -> str:
@@ -88,16 +99,62 @@ def guess_framework(path: Path) -> str:
 
 
 def file_choice(path: str | Path, *, trusted: bool = False) -> ModelChoice:
-    """A weights file the user picked (untrusted unless they say so)."""
+    """A weights file the user picked: untrusted unless they consent (or :func:`vouch` knows its content)."""
     file = Path(path)
-    return ModelChoice(f"File: {file.name}", str(file), guess_framework(file), trusted)
+    return ModelChoice(f"File: {file.name}", str(file), guess_framework(file), consented=trusted)
 
 
 def _job_choice(job_id: int, name: str | None, framework: str, task: str, kind: str, path: str,
-                epoch: int | None, metric: str) -> ModelChoice:
+                epoch: int | None, metric: str, sha256: str | None) -> ModelChoice:
     detail = ", ".join(part for part in (f"epoch {epoch}" if epoch else "", metric) if part)
     label = f"#{job_id} {name or 'job'} — {kind}" + (f" ({detail})" if detail else "")
-    return ModelChoice(label, path, framework, True, task, job_id)
+    return ModelChoice(label, path, framework, sha256, task, job_id)
+
+
+# -- trust -------------------------------------------------------------------------------------------
+CONSENT_KEY_PREFIX = "trusted_weights:"
+
+
+def _consent_key(sha256: str) -> str:
+    return f"{CONSENT_KEY_PREFIX}{sha256}"
+
+
+def is_known_content(store: Store, sha256: str) -> bool:
+    """Whether this app wrote a file with this sha256 (a checkpoint row) or the user consented to it."""
+    with store.read() as session:
+        written = session.execute(select(Checkpoint.id).where(Checkpoint.sha256 == sha256).limit(1)).first()
+        return written is not None or session.get(AppSetting, _consent_key(sha256)) is not None
+
+
+def consented_files(store: Store) -> dict[str, str]:
+    """Path of each consented import -> its sha256."""
+    with store.read() as session:
+        rows = session.execute(select(AppSetting.key, AppSetting.value)
+                               .where(AppSetting.key.startswith(CONSENT_KEY_PREFIX))).all()
+    found: dict[str, str] = {}
+    for key, value in rows:
+        record = json.loads(value or "{}")
+        if isinstance(record, dict) and record.get("path"):
+            found[str(record["path"])] = key.removeprefix(CONSENT_KEY_PREFIX)
+    return found
+
+
+def record_consent(store: Store, sha256: str, path: Path) -> None:
+    """Remember that the user trusts this content (and tell training workers, via the manifest)."""
+    record = {"path": str(path), "name": path.name, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    with store.write() as session:
+        session.merge(AppSetting(key=_consent_key(sha256), value=json.dumps(record)))
+    trust.write_manifest(consented_files(store).values())
+
+
+def vouch(store: Store, choice: ModelChoice) -> ModelChoice:
+    """``choice`` with the sha256 the database vouches for, when its file's content is known.
+
+    Hashes the file: call it from a worker thread."""
+    if choice.trusted or not Path(choice.path).is_file():
+        return choice
+    sha256 = sha256_file(Path(choice.path))
+    return replace(choice, sha256=sha256) if is_known_content(store, sha256) else choice
 
 
 def imported_weights() -> list[Path]:
@@ -113,7 +170,7 @@ def model_choices(store: Store, project_id: int | None = None) -> list[ModelChoi
     """
     query = (select(TrainingJob.id, TrainingJob.name, TrainingJob.framework, TrainingJob.task_type,
                     TrainingJob.status, Checkpoint.kind, Checkpoint.path, Checkpoint.epoch, Checkpoint.metric_name,
-                    Checkpoint.metric_value)
+                    Checkpoint.metric_value, Checkpoint.sha256)
              .join(Checkpoint, Checkpoint.job_id == TrainingJob.id)
              .where(Checkpoint.kind.in_(CHECKPOINT_KINDS))
              .order_by(TrainingJob.id.desc(), Checkpoint.kind))
@@ -121,12 +178,16 @@ def model_choices(store: Store, project_id: int | None = None) -> list[ModelChoi
         query = query.where(TrainingJob.project_id == project_id)
     with store.read() as session:
         rows = session.execute(query).all()
-    choices = [_job_choice(job_id, name, framework, task, kind, path, epoch, format_metric(m_name, m_value))
-               for job_id, name, framework, task, status, kind, path, epoch, m_name, m_value in rows
+    choices = [_job_choice(job_id, name, framework, task, kind, path, epoch, format_metric(m_name, m_value), sha)
+               for job_id, name, framework, task, status, kind, path, epoch, m_name, m_value, sha in rows
                if status != "running" and Path(path).is_file()]
-    choices += [ModelChoice(f"Imported: {file.name}", str(file), guess_framework(file), True)
-                for file in imported_weights()]
+    consented = consented_files(store)
+    choices += [_imported_choice(file, consented) for file in imported_weights()]
     return choices
+
+
+def _imported_choice(file: Path, consented: dict[str, str]) -> ModelChoice:
+    return ModelChoice(f"Imported: {file.name}", str(file), guess_framework(file), consented.get(str(file)))
 
 
 def _local_file(info: CheckpointInfo) -> Path | None:
@@ -149,7 +210,7 @@ def job_model(store: Store, job_id: int, kind: str | None = None) -> ModelChoice
         file = _local_file(info) if info is not None else None
         if info is not None and file is not None:
             return _job_choice(job_id, detail.name, detail.framework, detail.task, info.kind, str(file),
-                               info.epoch, format_metric(info.metric_name, info.metric_value))
+                               info.epoch, format_metric(info.metric_name, info.metric_value), info.sha256)
     if kind and kind not in by_kind or not by_kind:
         raise ServiceError(f"job {job_id} has no {kind or 'best or last'} checkpoint yet "
                            "(the first one is written at the end of its first epoch)")
@@ -161,13 +222,13 @@ def resolve_model(store: Store, spec: str, *, kind: str | None = None, trusted: 
     """What ``predict MODEL_OR_JOB`` names: a weights file, a job id (``12`` or ``#12``) or an imported weights name."""
     file = Path(spec).expanduser()
     if file.is_file():
-        return file_choice(file, trusted=trusted)
+        return vouch(store, file_choice(file, trusted=trusted))
     number = spec.removeprefix("#")
     if number.isdigit():
         return job_model(store, int(number), kind)
     imported = paths.weights_dir() / spec
     if imported.is_file():
-        return ModelChoice(f"Imported: {imported.name}", str(imported), guess_framework(imported), True)
+        return replace(_imported_choice(imported, consented_files(store)), consented=trusted)
     raise ServiceError(f"{spec} is neither a weights file, a job id nor an imported weights name: "
                        "give a path, a job id from `vision-platform job list`, or import the file first")
 
@@ -185,12 +246,34 @@ def _free_name(folder: Path, name: str) -> Path:
     return candidate
 
 
-def import_weights(source: str | Path) -> Path:
+class ConsentRequired(ServiceError):
+    """Importing this file needs the user's explicit trust (the message names the file and the risk)."""
+
+
+def import_weights(store: Store, source: str | Path, *, consent: bool = False) -> Path:
     """Copy a weights file under the data dir; returns the copy. An identical file already there is
-    reused; a different one with the same name is kept, and this copy gets a numbered name."""
+    reused; a different one with the same name is kept, and this copy gets a numbered name.
+
+    A pickle-based file (anything but safetensors) that this app did not write needs ``consent``
+    (else :class:`ConsentRequired`); its sha256 is then recorded, so later loads need no question."""
     file = Path(source).expanduser()
     if not file.is_file():
         raise ServiceError(f"{file}: no such weights file (give the path of a .pt, .pth, .safetensors or .bin file)")
+    if not trust.needs_consent(file):
+        return _copy_in(file)
+    sha256 = sha256_file(file)
+    if not consent and not is_known_content(store, sha256):
+        raise ConsentRequired(f"{file} is a pickle-based weights file that this app did not write: loading it can run "
+                              "any code stored in it. Import it only if you trust where it came from "
+                              "(on the command line: `checkpoint import --trust`).")
+    target = _copy_in(file)
+    if sha256_file(target) != sha256:  # the source changed while it was copied: not what was trusted
+        raise ServiceError(f"{file} changed while it was imported; import it again")
+    record_consent(store, sha256, target)
+    return target
+
+
+def _copy_in(file: Path) -> Path:
     folder = paths.weights_dir()
     target = folder / file.name
     if file.resolve() == target.resolve():

@@ -89,19 +89,27 @@ def load_model(client: InferenceClient, choice: ModelChoice, *, trusted: bool | 
                device: str = "auto") -> dict[str, Any]:
     """Load ``choice`` in the warm worker (a no-op when it is loaded already); returns the worker's
     model info (task, class names) plus ``wall_ms``. A file of unknown origin that the guessed
-    framework cannot read is tried with the other one."""
+    framework cannot read is tried with the other one.
+
+    Trust (``core.trust``): ``trusted`` (else ``choice.consented``) is the user's consent to this load;
+    without it only the content the database vouched for (``choice.sha256``) loads as trusted, and
+    the worker checks the file still has it."""
     from core.inference import InferenceError
+    from core.trust import CONSENT_MARKER
 
     started = time.perf_counter()
-    trust = choice.trusted if trusted is None else trusted
+    consent = choice.consented if trusted is None else trusted
+    trusted_load, vouched = consent or choice.sha256 is not None, None if consent else choice.sha256
     path = Path(choice.path)
     try:
-        info = client.load(path, framework=choice.framework, trusted=trust, device=device, task=choice.task)
+        info = client.load(path, framework=choice.framework, trusted=trusted_load, sha256=vouched, device=device,
+                           task=choice.task)
     except InferenceError as first_error:
-        if choice.job_id is not None or "trust" in str(first_error):
+        if choice.job_id is not None or CONSENT_MARKER in str(first_error):
             raise ServiceError(str(first_error)) from None
         try:
-            info = client.load(path, framework=_other_framework(choice.framework), trusted=trust, device=device)
+            info = client.load(path, framework=_other_framework(choice.framework), trusted=trusted_load,
+                               sha256=vouched, device=device)
         except InferenceError:
             raise ServiceError(str(first_error)) from None
     task = info.get("task")

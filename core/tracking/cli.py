@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from core.launch import child_env
+from core.storage.credentials import mask_uri
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -37,9 +38,9 @@ def start_mlflow_ui(uri: str | None = None, port: int | None = None) -> tuple[su
 
     store_uri = uri or tracking_uri_from_store()
     if not is_local_store(store_uri):
-        raise ValueError(f"the tracking store is a server already ({store_uri}): open it in a browser")
+        raise ValueError(f"the tracking store is a server already ({mask_uri(store_uri)}): open it in a browser")
     chosen = port or free_port()
-    env = child_env()  # offline, and MLflow's usage telemetry off
+    env = child_env()  # offline, MLflow's usage telemetry off, no credentials (a local store needs none)
     # MLflow 3's server starts background job consumers (GenAI scorers) in extra processes: about a
     # minute of start-up on 2 cores for features a training bookkeeping UI does not use.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -76,7 +77,7 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     port = int(url.rsplit(":", 1)[1])
-    print(f"MLflow UI for {uri}")
+    print(f"MLflow UI for {mask_uri(uri)}")
     if wait_until_listening(port, process):
         print(f"Open {url}  (Ctrl+C to stop)", flush=True)
     try:

@@ -25,6 +25,13 @@ import yaml
 
 from core import paths
 from core.launch import disable_telemetry
+from core.storage.credentials import (
+    ENV_TRACKING_PASSWORD,
+    ENV_TRACKING_URI,
+    ENV_TRACKING_USERNAME,
+    mask_uri,
+    tracking_login,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -71,10 +78,21 @@ def default_tracking_uri() -> str:
 
 
 def tracking_uri(settings: Settings | None = None) -> str:
-    """Settings first, then ``MLFLOW_TRACKING_URI``, then our SQLite file in the data dir."""
+    """Settings first, then ``MLFLOW_TRACKING_URI``, then our SQLite file in the data dir; a password
+    in it is masked (``user:***@``): this is the URI to store, log and show, never to connect with."""
     if settings is not None and settings.mlflow_tracking_uri:
-        return settings.mlflow_tracking_uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+        return mask_uri(settings.mlflow_tracking_uri)
+    return mask_uri(os.environ.get(ENV_TRACKING_URI) or default_tracking_uri())
+
+
+def _log_in(uri: str) -> str:
+    """The URI MLflow connects to (no credentials); its login goes to MLflow's own environment
+    variables of this process, the one that talks to MLflow (``child_env`` keeps them from children)."""
+    login = tracking_login(uri)
+    for name, value in ((ENV_TRACKING_USERNAME, login.username), (ENV_TRACKING_PASSWORD, login.password)):
+        if value:
+            os.environ[name] = value
+    return login.uri
 
 
 def artifact_root() -> str:
@@ -169,7 +187,9 @@ class MlflowTracker:
     def __init__(self, uri: str | None = None, *, settings: Settings | None = None) -> None:
         # Read when mlflow is first imported (every mlflow import of this process goes through here).
         disable_telemetry(os.environ)
-        self.uri = uri or tracking_uri(settings)
+        given = uri or tracking_uri(settings)
+        self.uri = mask_uri(given)  # what markers and messages say
+        self._connect_uri = _log_in(given)
         self.local = is_local_store(self.uri)
         if not self.local:
             for name, value in _REMOTE_HTTP_DEFAULTS.items():
@@ -182,7 +202,7 @@ class MlflowTracker:
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.uri)
+            self._client = MlflowClient(tracking_uri=self._connect_uri)
         return self._client
 
     # -- experiments and runs -------------------------------------------------------------------

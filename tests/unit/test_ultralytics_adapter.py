@@ -171,21 +171,28 @@ def test_prepare_data_writes_our_own_data_yaml(vp_home: Path, tmp_path: Path) ->
 # ------------------------------------------------------------------------------------------ trust
 
 
-def test_checkpoints_outside_the_app_need_explicit_trust(vp_home: Path, tmp_path: Path) -> None:
-    from adapters.ultralytics_adapter import checkpoint_task, is_trusted_checkpoint, require_trust
-    from core import paths
+def test_checkpoints_need_trust_by_content_not_by_folder(vp_home: Path, tmp_path: Path) -> None:
+    """matrix row 28: a .pt in the app's own folders is not trusted for being there; consent is by sha256."""
+    from adapters.ultralytics_adapter import checkpoint_task, require_trust
+    from core import paths, trust
+    from core.files import sha256_file
 
     foreign = tmp_path / "downloaded.pt"
     foreign.write_bytes(b"pickle")
-    with pytest.raises(AdapterError, match="not a checkpoint this app wrote.*confirm to trust it"):
+    with pytest.raises(AdapterError, match="not a file this app wrote.*confirm to trust it"):
         checkpoint_task(foreign)
     with pytest.raises(AdapterError, match="confirm to trust it"):
         _adapter(vp_home, tmp_path, weights=str(foreign)).prepare_model()
     assert require_trust(foreign, trusted=True) == foreign.resolve()
-    ours = paths.runs_dir() / "job_9" / "weights" / "best.pt"
-    ours.parent.mkdir(parents=True)
-    ours.write_bytes(b"")
-    assert is_trusted_checkpoint(ours) and not is_trusted_checkpoint(foreign)
+    planted = paths.runs_dir() / "job_9" / "weights" / "best.pt"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(b"dropped here by something else")
+    with pytest.raises(AdapterError, match="confirm to trust it"):
+        require_trust(planted, trusted=False)
+    trust.write_manifest([sha256_file(planted)])  # what core writes when the user consents to this content
+    assert require_trust(planted, trusted=False) == planted.resolve()
+    with pytest.raises(AdapterError, match="confirm to trust it"):
+        require_trust(foreign, trusted=False)
 
 
 def test_inference_bytes_are_checked_against_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,6 +224,10 @@ def test_a_classify_checkpoint_is_refused_for_a_detect_job(vp_home: Path, tmp_pa
     checkpoint.parent.mkdir(parents=True)
     YOLO("yolo11n-cls.yaml").save(checkpoint)
     from adapters.ultralytics_adapter import checkpoint_task
+    from core import trust
+    from core.files import sha256_file
+
+    trust.write_manifest([sha256_file(checkpoint)])  # the user imported it as trusted (trust is by content)
 
     assert checkpoint_task(checkpoint) == "classify"
     with pytest.raises(AdapterError, match="is a classify model; this job's task is detect"):
