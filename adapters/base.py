@@ -14,14 +14,17 @@ An adapter runs inside a worker process. It reports only through a ``core.report
 from __future__ import annotations
 
 import fnmatch
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from adapters import faults
+from core import files
 from core.config import JobConfig
 from core.contracts import InferenceResult
-from core.files import atomic_write_bytes
+from core.files import disk_full_message, is_disk_full
 from core.reporter import Reporter
 from core.rundir import RunDir
 
@@ -48,6 +51,19 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """``core.files.atomic_write_bytes`` for a worker: a full disk becomes an :class:`AdapterError` naming
+    the file and the space left (the job fails with it; the previous file is intact), and a ``.pt``
+    file's write is the ``checkpoint`` fault point (``adapters/faults.py``)."""
+    point = "checkpoint" if target.suffix == ".pt" else "file"
+    try:
+        files.atomic_write_bytes(target, data, before_sync=lambda temp: faults.disk_write(point, temp))
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise AdapterError(disk_full_message(target)) from exc
+        raise
+
+
 def sweep_stale_temp_files(folder: Path) -> None:
     """Temp files left by a kill mid-save are never valid checkpoints."""
     for stale in folder.glob(".*.tmp"):
@@ -55,8 +71,28 @@ def sweep_stale_temp_files(folder: Path) -> None:
 
 
 class TrainingAdapter(ABC):
+    """A framework behind one interface. The class-level declarations below are what the app knows
+    about a framework (tasks, default models, honoured config keys, checkpoint names, inference
+    output): :meth:`describe` sends them, with the model list, through the model-list helper."""
+
     framework: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]]
+    default_models: ClassVar[dict[str, str]]  # task -> the model a new job of that task starts with
+    # Job-config keys this adapter reads; any other key set away from its default would be ignored.
+    honoured_keys: ClassVar[frozenset[str]]
+    # Glob patterns (on the lower-cased path, ``/`` separators) that recognise this framework's checkpoints;
+    # the most specific matching pattern of all frameworks wins.
+    checkpoint_patterns: ClassVar[tuple[str, ...]] = ()
+    # Task -> the ``core.contracts.InferenceResult`` fields ``run_inference`` fills for it.
+    inference_output: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Task -> model families offered in pickers (e.g. from-scratch configs); sizes set by framework_args.
+    model_families: ClassVar[dict[str, tuple[str, ...]]] = {}
+    framework_args_defaults: ClassVar[dict[str, Any]] = {}
+    # Whether ``model`` may also name a Hugging Face Hub repository id (``org/name``) or a local path.
+    accepts_hub_ids: ClassVar[bool] = False
+    accepts_paths: ClassVar[bool] = False
+    # Suffixes a model name may carry on top of a listed name (``yolo11n.yaml``: from scratch).
+    model_suffixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: JobConfig, run_dir: Path, reporter: Reporter, *, resume: bool = False,
                  job_id: int | None = None, project_id: int | None = None) -> None:
@@ -85,6 +121,34 @@ class TrainingAdapter(ABC):
     def pretrained_available(cls, model: str) -> bool:
         """Whether pretrained weights for ``model`` are on disk (never downloads)."""
         return False
+
+    @classmethod
+    def checkpoint_task(cls, path: Path, *, trusted: bool = False) -> str:
+        """The task a checkpoint of this framework was trained for (its class names come with
+        :meth:`load_checkpoint`, in ``class_names``); raises :class:`AdapterError` when it cannot tell."""
+        if len(cls.tasks) == 1:
+            return cls.tasks[0]
+        raise AdapterError(f"{cls.framework} cannot tell the task of {path} without loading it")
+
+    @classmethod
+    def describe(cls, pattern: str | None = "*", *, pretrained_pattern: str | None = None,
+                 pretrained_limit: int = 2000) -> dict[str, Any]:
+        """The declarations and the model list as one JSON-safe payload (the ``models`` helper's answer).
+        ``pattern=None``: the declarations only (no framework import, no model listing). Pretrained
+        weights are looked up for the listed models matching ``pretrained_pattern`` (default: all)."""
+        models = cls.list_models(pattern) if pattern is not None else []
+        asked = [m for m in models if fnmatch.fnmatch(m, pretrained_pattern)] if pretrained_pattern else models
+        return {"listed": pattern is not None,
+            "framework": cls.framework, "tasks": list(cls.tasks), "default_models": dict(cls.default_models),
+            "honoured_keys": sorted(cls.honoured_keys), "checkpoint_patterns": list(cls.checkpoint_patterns),
+            "inference_output": {task: list(fields) for task, fields in cls.inference_output.items()},
+            "model_families": {task: list(names) for task, names in cls.model_families.items()},
+            "framework_args_defaults": dict(cls.framework_args_defaults), "accepts_hub_ids": cls.accepts_hub_ids,
+            "accepts_paths": cls.accepts_paths, "model_suffixes": list(cls.model_suffixes),
+            "models": models,
+            # Which models have pretrained weights on disk (a cache look-up per model, no download).
+            "pretrained": [name for name in asked[:pretrained_limit] if cls.pretrained_available(name)],
+        }
 
     # ---- the design document's interface ----
     @abstractmethod
@@ -129,12 +193,24 @@ class TrainingAdapter(ABC):
         """After training (completed or stopped)."""
 
     def fit(self) -> TrainResult:
+        """The lifecycle above; a full disk anywhere in it (a framework's own save, a log write) fails the
+        job with :func:`core.files.disk_full_message` rather than a bare ``OSError``."""
+        try:
+            return self._fit()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            where = Path(os.fsdecode(exc.filename)) if exc.filename else self.run_dir
+            raise AdapterError(disk_full_message(where)) from exc
+
+    def _fit(self) -> TrainResult:
         self.reporter.status("preparing", "Reading the dataset")
         self.prepare_data()
         self.on_dataset_ready()
         self.reporter.status("preparing", "Building the model")
         self.prepare_model()
         self.on_train_start()
+        faults.flood_stdout(self.reporter)
         result = self.train()
         self.on_train_end(result)
         return result

@@ -10,6 +10,11 @@ Named points, comma-separated:
   the machine's speed (no race between a tiny job finishing and a chart updating). A hold ends by
   itself after ``HOLD_LIMIT_S`` or when the job is asked to stop, so a failed test never leaves a
   worker waiting forever.
+- ``enospc_at=checkpoint`` (with ``enospc_while=FILE``: only while FILE exists): a checkpoint's atomic
+  write fails as on a full disk, after its data is in the temp file (``core.files.inject_disk_full``;
+  the runner reads the same variable for its ``log`` and ``metrics`` points);
+- ``flood_stdout_mb=N`` writes N MB of lines that are not events on the event stream before training,
+  as a chatty library would: the runner must bound what it buffers and still finish the job.
 
 Unset in normal use: every check is a dict lookup.
 """
@@ -20,9 +25,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from core.files import MB, inject_disk_full
 
 HOLD_LIMIT_S = 600.0
 HOLD_POLL_S = 0.02
+FLOOD_LINE = "this line is not an event: a library printing on stdout " + "x" * 64 + "\n"
 
 
 def _parse() -> dict[str, str]:
@@ -75,3 +84,22 @@ def after_batch(batch_index: int, stop_requested: Callable[[], bool] | None = No
         hold_at_batch(batch_index, stop_requested)
     if "exit_after_batch" in FAULTS and batch_index >= int(FAULTS["exit_after_batch"]):
         os._exit(137)
+
+
+def disk_write(point: str, path: Path) -> None:
+    """Raise ENOSPC at a worker's write ``point`` when ``enospc_at`` names it (see the module doc)."""
+    inject_disk_full(point, path, FAULTS)
+
+
+def flood_stdout(reporter: object) -> None:
+    """``flood_stdout_mb=N``: N MB of non-event lines on the worker's event stream (the stream of its
+    ``JsonLinesReporter``'s writer: the pipe the runner reads, not stderr)."""
+    if "flood_stdout_mb" not in FAULTS:
+        return
+    stream: IO[str] | None = getattr(getattr(reporter, "writer", None), "_stream", None)
+    if stream is None:
+        return
+    block = FLOOD_LINE * 1024
+    for _ in range(int(float(FAULTS["flood_stdout_mb"]) * MB) // len(block) + 1):
+        stream.write(block)
+    stream.flush()

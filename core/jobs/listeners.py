@@ -19,7 +19,8 @@ class JobListener(Protocol):
         """The worker is starting (the job row is ``running``; its config is in ``config_yaml``)."""
 
     def on_events(self, job_id: int, events: list[dict[str, Any]]) -> None:
-        """A batch of worker events (see ``core.events``), already persisted to SQLite."""
+        """A batch of worker events (see ``core.events``), already persisted to SQLite — or, while the
+        database cannot be written, waiting in the job's spool to be (``core.jobs.spool``)."""
 
     def on_job_end(self, job_id: int, status: str) -> None:
         """The job reached a final state: completed | failed | cancelled | interrupted."""

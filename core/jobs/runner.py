@@ -5,6 +5,12 @@ writes JSON-lines events on stdout (``core.events``); stderr goes to the run dir
 A reader thread turns lines into events; the runner thread persists them in batches (one write
 transaction per batch, never one per metric), forwards them to listeners and to ``on_event``, and
 enforces cancellation: stop file → SIGTERM after ``grace_seconds`` → SIGKILL.
+
+Nothing the worker or the disk does may end supervision with the worker still running: a batch that
+cannot be written to SQLite waits in the job's spool (``core.jobs.spool``) and goes in with the next
+one; ``worker.log`` writes never raise; lines on stdout that are not events are bounded (a flood is
+counted, not kept in memory); a full disk (database, spool or log) stops the worker and fails the
+job with ``core.files.disk_full_message``.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from sqlalchemy import select, update
 
 from core.db.engine import Store
 from core.db.models import Artifact, Checkpoint, TrainingJob, utcnow
-from core.events import ProtocolError, decode_event, describe_event
+from core.events import PROTOCOL_VERSION, ProtocolError, decode_event, describe_event
+from core.faults import parse_faults
+from core.files import MB, disk_full_message, inject_disk_full, is_disk_full
 from core.jobs import JobState
 from core.jobs import store as job_store
 from core.jobs.listeners import JobListener, call_safely
-from core.launch import child_env, subcommand
+from core.jobs.spawn import StandbyWorker, start_worker_process, worker_command
+from core.jobs.spool import EventSpool
 from core.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -39,12 +48,12 @@ log = logging.getLogger(__name__)
 EventCallback = Callable[[int, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.25
 FLUSH_MAX_EVENTS = 2000
+EVENT_QUEUE_LIMIT = 4 * FLUSH_MAX_EVENTS  # a worker far ahead of the runner waits on its pipe
+MAX_LINE_CHARS = 4 * MB  # a longer stdout line is read in pieces (none of them an event)
+STRAY_BUFFER_LINES = 256  # non-event stdout lines held before they are appended to worker.log
+STRAY_LOG_LIMIT_BYTES = 4 * MB  # per job; past it such lines are only counted
+STRAY_PREFIX = "[stdout] "  # how worker.log marks them
 LOG_TAIL_LINES = 30
-
-
-def worker_command(run_dir: Path, *, resume: bool) -> list[str]:
-    """The command line that starts a worker for ``run_dir`` (frozen app or Python install)."""
-    return subcommand("worker", "--run-dir", str(run_dir), *(["--resume"] if resume else []))
 
 
 def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -66,22 +75,36 @@ def _timestamp(unix_seconds: int) -> str:
 
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_./@ -]+$")
+_JSON_TEMPLATES: dict[tuple[str, ...], str | None] = {}  # metric names → '{"name":%s,…}'; a job has a few
+_float_repr = float.__repr__  # TypeError for anything not a float (ints, bools, strings, None)
+
+
+def _json_template(names: tuple[str, ...]) -> str | None:
+    if len(_JSON_TEMPLATES) > 4096:
+        _JSON_TEMPLATES.clear()
+    if not all(_SIMPLE_KEY.match(name) for name in names):
+        return None
+    return "{" + ",".join(f'"{name}":%s' for name in names) + "}"
 
 
 def _values_json(values: dict[str, float]) -> str:
-    """JSON for a {metric name: float} dict, ~3x faster than json.dumps on the persistence hot path.
+    """JSON for a {metric name: float} dict, ~2x faster than json.dumps on the persistence hot path:
+    one cached template per set of names, filled with the floats' reprs.
 
     Falls back to json.dumps for anything unusual (names needing escapes, NaN/inf, non-floats).
     """
-    parts = []
-    for key, value in values.items():
-        if type(value) is not float or not _SIMPLE_KEY.match(key) or value != value or value in (_INF, -_INF):
-            return json.dumps(values)
-        parts.append(f'"{key}":{value!r}')
-    return "{" + ",".join(parts) + "}"
+    names = tuple(values)
+    template = _JSON_TEMPLATES.get(names, "")
+    if template == "":
+        template = _JSON_TEMPLATES[names] = _json_template(names)
+    try:
+        numbers = tuple(map(_float_repr, values.values()))
+    except TypeError:
+        return json.dumps(values)
+    if template is None or "n" in "".join(numbers):  # a float's repr has an "n" only as nan or inf
+        return json.dumps(values)
+    return template % numbers
 
-
-_INF = float("inf")
 
 _INSERT_METRIC_SQL = (
     "INSERT INTO training_metrics (job_id, epoch, step, kind, loss, accuracy, learning_rate, extra_metrics, created_at)"
@@ -90,20 +113,22 @@ _INSERT_METRIC_SQL = (
 
 
 class _EventBatch:
-    """Turns a batch of events into rows; one write transaction per batch."""
+    """Turns a batch of events into rows; one write transaction per batch (all of it or none)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, faults: dict[str, str] | None = None) -> None:
         self.job_id = job_id
+        self.faults = faults or {}
 
     def persist(self, store: Store, events: list[dict[str, Any]]) -> None:
         metric_rows: list[tuple[Any, ...]] = []
         job_values: dict[str, Any] = {}
         checkpoints: list[dict[str, Any]] = []
         artifacts: list[dict[str, Any]] = []
+        metric_row, add_row = self._metric_row, metric_rows.append  # the hot loop: one lookup each
         for event in events:
             kind = event["type"]
             if kind == "metrics":
-                metric_rows.append(self._metric_row(event))
+                add_row(metric_row(event))
             elif kind == "progress":
                 job_values.update(current_epoch=event.get("epoch"), current_step=event.get("step"),
                                   steps_per_epoch=event.get("steps"))
@@ -153,28 +178,161 @@ class _EventBatch:
                     session.add(Artifact(job_id=self.job_id, kind=event.get("kind", "file"), path=event["path"]))
             if job_values:
                 session.execute(update(TrainingJob).where(TrainingJob.id == self.job_id).values(**job_values))
+            inject_disk_full("metrics", store.db_file, self.faults)  # before the commit: all rolled back
 
     def _metric_row(self, event: dict[str, Any]) -> tuple[Any, ...]:
         values: dict[str, float] = event.get("values") or {}
+        value = values.get
         kind = event.get("kind", "epoch")
-        loss = values.get("train/loss", values.get("loss"))
+        loss = value("train/loss")
+        if loss is None:
+            loss = value("loss")
         if kind == "step":
-            accuracy = values.get("train/accuracy")
+            accuracy = value("train/accuracy")
         else:
-            accuracy = values.get("val/accuracy", values.get("accuracy"))
+            accuracy = value("val/accuracy")
+            if accuracy is None:
+                accuracy = value("accuracy")
+        learning_rate = value("lr")
+        if learning_rate is None:
+            learning_rate = value("learning_rate")
         stamp = float(event.get("t") or time.time())
-        created = f"{_timestamp(int(stamp))}.{int((stamp % 1) * 1e6):06d}"
-        return (
-            self.job_id,
-            int(event.get("epoch") or 0),
-            event.get("step"),
-            kind,
-            loss,
-            accuracy,
-            values.get("lr", values.get("learning_rate")),
-            _values_json(values),
-            created,
-        )
+        second = int(stamp)
+        created = f"{_timestamp(second)}.{int((stamp - second) * 1e6):06d}"
+        return (self.job_id, int(event.get("epoch") or 0), event.get("step"), kind, loss, accuracy, learning_rate,
+                _values_json(values), created)
+
+
+class _Persistence:
+    """The runner's writes of event batches: a batch whose transaction fails (locked database, full
+    disk, I/O error) waits in the job's spool and is written, in order, with the next batch that
+    succeeds — nothing lost, nothing twice. ``disk_full`` is set once the database or the spool is full."""
+
+    def __init__(self, store: Store, job_id: int, spool: EventSpool, faults: dict[str, str]) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.batcher = _EventBatch(job_id, faults)
+        self.spool = spool
+        self.disk_full: str | None = None
+        self._failing = False
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        waiting = self.spool.events
+        try:
+            self.batcher.persist(self.store, waiting + events if waiting else events)
+        except Exception as exc:
+            self._keep(events, exc)
+            return
+        if waiting:
+            log.info("job %d: wrote %d spooled events", self.job_id, len(waiting))
+            self.spool.clear()
+        self._failing = False
+
+    def _keep(self, events: list[dict[str, Any]], exc: Exception) -> None:
+        if not self._failing:
+            log.warning("job %d: could not write events (%s); they wait in %s", self.job_id, exc, self.spool.path)
+        self._failing = True
+        if is_disk_full(exc) and self.disk_full is None:
+            self.disk_full = disk_full_message(self.store.db_file)
+        try:
+            self.spool.keep(events)
+        except OSError as spool_exc:  # still queued in memory: lost only if this process dies too
+            log.warning("job %d: could not write %s: %s", self.job_id, self.spool.path, spool_exc)
+            if is_disk_full(spool_exc) and self.disk_full is None:
+                self.disk_full = disk_full_message(self.spool.path)
+
+
+class _JobLog:
+    """``worker.log`` as the runner appends to it, from the reader and the runner threads.
+
+    It never raises: supervision goes on whatever happens to the log. A full disk is remembered
+    (``disk_full``: the runner then stops the worker and fails the job); other write errors are
+    logged once and those lines dropped.
+    """
+
+    def __init__(self, path: Path, faults: dict[str, str]) -> None:
+        self.path = path
+        self.faults = faults
+        self.disk_full: str | None = None
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            try:
+                inject_disk_full("log", self.path, self.faults)
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(text)
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if is_disk_full(exc) and self.disk_full is None:
+            self.disk_full = disk_full_message(self.path)
+        if not self._warned:
+            self._warned = True
+            log.warning("could not write %s: %s", self.path, exc)
+
+    def append_events(self, events: list[dict[str, Any]]) -> None:
+        """Human-readable events join the worker's stderr in worker.log: one log for the log pane."""
+        lines = []
+        for event in events:
+            text = describe_event(event)
+            if text is None:
+                continue
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", time.time())))
+            lines.append(f"{stamp} {text}")
+            if event["type"] == "error" and event.get("traceback"):
+                lines.append(str(event["traceback"]))
+        if lines:
+            self.append("\n".join(lines) + "\n")
+
+
+class _StrayOutput:
+    """Lines on the worker's stdout that are not events (a library printing): they go to worker.log,
+    never pile up in memory. At most ``STRAY_BUFFER_LINES`` wait for a write; past
+    ``STRAY_LOG_LIMIT_BYTES`` a job's lines are only counted (a flood may not fill the disk either),
+    and the count is written at the end."""
+
+    def __init__(self, job_log: _JobLog) -> None:
+        self.job_log = job_log
+        self.buffered: list[str] = []
+        self.logged_chars = 0
+        self.dropped_lines = 0
+        self.dropped_chars = 0
+
+    def add(self, line: str) -> bool:
+        """Keep ``line``; True for the first line over the limit (the reader then warns the user)."""
+        if self.logged_chars >= STRAY_LOG_LIMIT_BYTES:
+            self.dropped_lines += 1
+            self.dropped_chars += len(line)
+            return self.dropped_lines == 1
+        self.buffered.append(line)
+        self.logged_chars += len(line) + len(STRAY_PREFIX) + 1
+        if len(self.buffered) >= STRAY_BUFFER_LINES:
+            self.flush()
+        return False
+
+    def flush(self) -> None:
+        if self.buffered:
+            self.job_log.append("".join(f"{STRAY_PREFIX}{line}\n" for line in self.buffered))
+            self.buffered = []
+
+    def close(self) -> None:
+        self.flush()
+        if self.dropped_lines:
+            self.job_log.append(f"{STRAY_PREFIX}… {overflow_note(self.dropped_lines, self.dropped_chars)}\n")
+
+
+def overflow_note(lines: int, chars: int) -> str:
+    return (f"{lines} more lines ({chars / MB:.1f} MB) of worker output that were not events, not kept "
+            f"(worker.log keeps the first {STRAY_LOG_LIMIT_BYTES // MB} MB of them)")
+
+
+def _flood_warning() -> dict[str, Any]:
+    message = (f"the worker wrote over {STRAY_LOG_LIMIT_BYTES // MB} MB of lines that are not events on its "
+               "stdout; the rest is counted, not kept")
+    return {"v": PROTOCOL_VERSION, "type": "warning", "t": time.time(), "message": message}
 
 
 class JobRunner:
@@ -206,10 +364,13 @@ class JobRunner:
         return run
 
     # ------------------------------------------------------------------ main
-    def run(self, job_id: int, *, claimed: bool = False) -> str:
+    def run(self, job_id: int, *, claimed: bool = False, standby: StandbyWorker | None = None) -> str:
+        """``standby``: a worker started ahead (``core.jobs.spawn``) to hand this job to; a plain
+        worker is started if it is gone."""
         if not claimed and not job_store.claim_job(self.store, job_id):
             raise job_store.JobError(f"job {job_id} is not queued; it cannot be started")
         job = job_store.get_job(self.store, job_id)
+        self._write_leftover_spool(job)
         resume = bool(job.resume_requested)
         if resume:
             last = job_store.latest_checkpoint(self.store, job_id, "last")
@@ -224,19 +385,10 @@ class JobRunner:
             log_handle.write(f"\n=== worker start {time.strftime('%Y-%m-%d %H:%M:%S')} resume={resume} ===\n".encode())
             log_handle.flush()
             try:
-                process = subprocess.Popen(
-                    worker_command(run.root, resume=resume),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=log_handle,
-                    env=child_env(),
-                    cwd=str(run.root),
-                    start_new_session=True,  # its own process group: stop kills its data loaders too
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                    bufsize=1,
-                )
+                process = standby.hand_over(run.root, resume=resume, log=log_handle) if standby else None
+                if process is None:
+                    process = start_worker_process(worker_command(run.root, resume=resume), stdin=subprocess.DEVNULL,
+                                                   stderr=log_handle, cwd=run.root)
             except OSError as exc:
                 job_store.finish_job(self.store, job_id, "failed", error=f"could not start the worker: {exc}")
                 self._notify_end(job_id, "failed")
@@ -246,6 +398,13 @@ class JobRunner:
         self._notify_end(job_id, status)
         return status
 
+    def _write_leftover_spool(self, job: TrainingJob) -> None:
+        """Events an earlier runner of this job could not write go in first (before a resume drops the
+        epochs after its checkpoint). If they still cannot, they stay spooled for this run's writes."""
+        spool = EventSpool(RunDir.of(job.output_dir, job.id).root)
+        if spool.events:
+            _Persistence(self.store, job.id, spool, {}).write([])
+
     def _notify_end(self, job_id: int, status: str) -> None:
         if self.on_event:
             self.on_event(job_id, {"type": "job_end", "status": status})
@@ -253,13 +412,23 @@ class JobRunner:
             call_safely(listener, "on_job_end", job_id, status)
 
     def _supervise(self, job_id: int, process: subprocess.Popen[str], run: RunDir) -> JobState:
-        log_file = run.log
-        events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        faults = parse_faults(os.environ.get("VP_FAULT", ""))
+        job_log = _JobLog(run.log, faults)
+        persistence = _Persistence(self.store, job_id, EventSpool(run.root), faults)
+        try:
+            return self._watch(job_id, process, run, job_log, persistence)
+        except BaseException:
+            # Whatever broke here, the worker is not left running with nobody reading its pipe.
+            self._signal(process, signal.SIGKILL)
+            raise
+
+    def _watch(self, job_id: int, process: subprocess.Popen[str], run: RunDir, job_log: _JobLog,
+               persistence: _Persistence) -> JobState:
+        events: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=EVENT_QUEUE_LIMIT)
         assert process.stdout is not None
-        reader = threading.Thread(target=self._read_events, args=(process.stdout, events, log_file), daemon=True,
-                                  name=f"job-{job_id}-reader")
+        reader = threading.Thread(target=_read_events, args=(process.stdout, events, _StrayOutput(job_log)),
+                                  daemon=True, name=f"job-{job_id}-reader")
         reader.start()
-        batcher = _EventBatch(job_id)
         pending: list[dict[str, Any]] = []
         last_flush = time.monotonic()
         stop_file = run.stop
@@ -285,14 +454,17 @@ class JobRunner:
                         error_event = event
             now = time.monotonic()
             if pending and (not stream_open or len(pending) >= FLUSH_MAX_EVENTS or now - last_flush >= FLUSH_INTERVAL_S):
-                self._flush(job_id, batcher, pending, log_file)
+                self._flush(job_id, persistence, pending, job_log)
                 pending = []
                 last_flush = now
-            # Cancellation: the stop file is the request (written by `cancel`, the GUI, or this process).
+            # Cancellation: the stop file is the request (written by `cancel`, the GUI, or this process);
+            # a full disk stops the worker at once (the stop file may not even be writable).
             if process.poll() is None:
                 if cancel_seen_at is None and stop_file.exists():
                     cancel_seen_at = now
-                if cancel_seen_at is not None and term_sent_at is None and now - cancel_seen_at > self.grace_seconds:
+                disk_full = job_log.disk_full or persistence.disk_full
+                grace_over = cancel_seen_at is not None and now - cancel_seen_at > self.grace_seconds
+                if term_sent_at is None and (grace_over or disk_full is not None):
                     self._signal(process, signal.SIGTERM)
                     term_sent_at = now
                 if term_sent_at is not None and now - term_sent_at > self.term_seconds:
@@ -300,33 +472,48 @@ class JobRunner:
 
         exit_code = process.wait()
         reader.join(timeout=5)
-        cancelled = stop_file.exists()
+        if persistence.spool.events:
+            persistence.write([])  # a last try; what is still left stays spooled for a resume
+        return self._finish(job_id, run, exit_code, done_event, error_event,
+                            disk_full=job_log.disk_full or persistence.disk_full)
+
+    def _finish(self, job_id: int, run: RunDir, exit_code: int, done_event: dict[str, Any] | None,
+                error_event: dict[str, Any] | None, *, disk_full: str | None) -> JobState:
         status: JobState
-        if done_event is not None and exit_code == 0:
+        if done_event is not None and exit_code == 0 and disk_full is None:
             status = "cancelled" if done_event.get("status") == "cancelled" else "completed"
-            job_store.finish_job(self.store, job_id, status, exit_code=exit_code,
-                                 error="Cancelled by the user" if status == "cancelled" else None)
-        elif cancelled and error_event is None:
-            job_store.finish_job(self.store, job_id, "cancelled", exit_code=exit_code, error="Cancelled by the user")
+            error = "Cancelled by the user" if status == "cancelled" else None
+            self._record_end(job_id, status, run, error=error, exit_code=exit_code)
+        elif run.stop.exists() and error_event is None and disk_full is None:
             status = "cancelled"
+            self._record_end(job_id, status, run, error="Cancelled by the user", exit_code=exit_code)
         else:
             status = "failed"
             if error_event is not None:
                 message = error_event.get("message") or "the worker reported an error"
                 traceback = error_event.get("traceback")
             else:
-                message = f"The training worker exited unexpectedly ({describe_exit(exit_code)})"
-                traceback = log_tail(log_file)
-            job_store.finish_job(self.store, job_id, "failed", error=message, traceback=traceback, exit_code=exit_code)
-        stop_file.unlink(missing_ok=True)
+                message = disk_full or f"The training worker exited unexpectedly ({describe_exit(exit_code)})"
+                traceback = log_tail(run.log)
+            self._record_end(job_id, status, run, error=message, traceback=traceback, exit_code=exit_code)
+        run.stop.unlink(missing_ok=True)
         return status
 
-    def _flush(self, job_id: int, batcher: _EventBatch, pending: list[dict[str, Any]], log_file: Path) -> None:
+    def _record_end(self, job_id: int, status: JobState, run: RunDir, **fields: Any) -> None:
+        """The final state into the job row. On a full database disk even that can fail: the row stays
+        ``running`` until start-up reconciles it, and the reason goes to the log and worker.log."""
         try:
-            batcher.persist(self.store, pending)
-        except Exception:
-            log.exception("could not persist %d events of job %d", len(pending), job_id)
-        self._append_to_log(pending, log_file)
+            job_store.finish_job(self.store, job_id, status, **fields)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            note = f"job {job_id} {status} ({fields.get('error')}); {disk_full_message(self.store.db_file)}"
+            log.error("could not record the end of %s", note)
+            _JobLog(run.log, {}).append(f"could not record the end of {note}\n")
+
+    def _flush(self, job_id: int, persistence: _Persistence, pending: list[dict[str, Any]], job_log: _JobLog) -> None:
+        persistence.write(pending)
+        job_log.append_events(pending)
         for listener in self.listeners:
             call_safely(listener, "on_events", job_id, pending)
         if self.on_event:
@@ -335,41 +522,6 @@ class JobRunner:
                     self.on_event(job_id, event)
                 except Exception:
                     log.exception("event callback failed")
-
-    @staticmethod
-    def _append_to_log(events: list[dict[str, Any]], log_file: Path) -> None:
-        """Human-readable events join the worker's stderr in worker.log: one log for the log pane."""
-        lines = []
-        for event in events:
-            text = describe_event(event)
-            if text is None:
-                continue
-            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", time.time())))
-            lines.append(f"{stamp} {text}")
-            if event["type"] == "error" and event.get("traceback"):
-                lines.append(str(event["traceback"]))
-        if lines:
-            with open(log_file, "a", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
-
-    @staticmethod
-    def _read_events(stream: IO[str], events: queue.Queue[dict[str, Any] | None], log_file: Path) -> None:
-        """Read stdout to its end; lines that are not events are kept in the log, not lost."""
-        stray: list[str] = []
-        try:
-            for line in stream:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    events.put(decode_event(line))
-                except ProtocolError:
-                    stray.append(line)
-        finally:
-            if stray:
-                with open(log_file, "a", encoding="utf-8") as handle:
-                    handle.write("\n".join(f"[stdout] {line}" for line in stray) + "\n")
-            events.put(None)
 
     @staticmethod
     def _signal(process: subprocess.Popen[str], sig: int) -> None:
@@ -393,3 +545,25 @@ def describe_exit(code: int | None) -> str:
         hint = " — killed, possibly out of memory" if -code == signal.SIGKILL else ""
         return f"{name}{hint}"
     return f"exit status {code}"
+
+
+def _read_events(stream: IO[str], events: queue.Queue[dict[str, Any] | None], stray: _StrayOutput) -> None:
+    """Read stdout to its end: events into the bounded queue (a worker far ahead of the runner waits
+    on its pipe), other lines to worker.log through ``stray``. A line is read ``MAX_LINE_CHARS`` at a
+    time, so no output, however long or fast, is held in memory whole."""
+    try:
+        while line := stream.readline(MAX_LINE_CHARS):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = decode_event(line)
+            except ProtocolError:
+                if stray.add(line):
+                    events.put(_flood_warning())
+                continue
+            stray.flush()  # lines printed before this event reach the log before it
+            events.put(event)
+    finally:
+        stray.close()
+        events.put(None)
