@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+from typing import Any
 
 from adapters.base import AdapterError, TrainingAdapter
 
@@ -44,6 +45,18 @@ def list_models(framework: str, pattern: str = "*") -> list[str]:
 
 def tasks_for(framework: str) -> tuple[str, ...]:
     return get_adapter_class(framework).tasks
+
+
+def describe_all() -> dict[str, dict[str, Any]]:
+    """Every registered framework's declarations, in registry order (the order of preference when
+    several train a task); one that cannot be imported here says why."""
+    described: dict[str, dict[str, Any]] = {}
+    for framework in _ENTRY_POINTS:
+        try:
+            described[framework] = get_adapter_class(framework).describe(None)
+        except AdapterError as exc:
+            described[framework] = {"framework": framework, "error": str(exc)}
+    return described
 
 
 def matches(name: str, pattern: str) -> bool:

@@ -28,6 +28,7 @@ from adapters.transformers_data import BACKGROUND, Sample, TaskDataset, collate,
 from adapters.transformers_eval import PRIMARY_METRIC, Evaluation, evaluate
 from adapters.transformers_models import (
     DEFAULT_MODELS,
+    SIZE_ARGS,
     TASKS,
     ModelSource,
     build_scratch,
@@ -40,7 +41,8 @@ from adapters.transformers_models import (
     resolve_source,
     scratch_models,
 )
-from core.contracts import Box, ClassScore, InferenceResult, Mask, inference_result
+from core.config import ALL_CONFIG_KEYS
+from core.contracts import Box, ClassScore, InferenceResult, Mask, class_mask, inference_result
 
 TRAINER_DIR = "trainer"  # the Trainer's own resumable checkpoints, inside the run dir
 STATE_FILE = "vp_state.json"  # beside a published checkpoint: epoch, best metric, Trainer checkpoint
@@ -69,6 +71,15 @@ class TransformersAdapter(TrainingAdapter):
     framework = "transformers"
     tasks = TASKS
     default_models: ClassVar[dict[str, str]] = DEFAULT_MODELS
+    honoured_keys: ClassVar[frozenset[str]] = frozenset(ALL_CONFIG_KEYS)
+    checkpoint_patterns: ClassVar[tuple[str, ...]] = ("*/model.safetensors", "*/config.json",
+                                                      "*/model.safetensors.index.json")
+    inference_output: ClassVar[dict[str, tuple[str, ...]]] = {
+        "classify": ("top_k",), "detect": ("boxes",), "segment": ("masks", "class_mask")}
+    model_families: ClassVar[dict[str, tuple[str, ...]]] = {task: tuple(scratch_models(task)) for task in TASKS}
+    framework_args_defaults: ClassVar[dict[str, Any]] = dict(SIZE_ARGS)
+    accepts_hub_ids: ClassVar[bool] = True
+    accepts_paths: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ registry information
     @classmethod
@@ -337,8 +348,10 @@ class TransformersAdapter(TrainingAdapter):
         classes, probabilities = self._class_map(outputs, size)
         result = inference_result(task, elapsed_ms=_ms(started), image_size=size,
                                   masks=self._regions(classes, probabilities))
+        png = class_mask_png(classes)
+        result["class_mask"] = class_mask(png, size, self.class_names, _pixel_counts(classes))
         if options.get("mask_png"):
-            result["mask_png"] = class_mask_png(classes)
+            result["mask_png"] = png
         return result
 
     def _top_k(self, outputs: Any, top_k: int) -> list[ClassScore]:
@@ -379,6 +392,13 @@ class TransformersAdapter(TrainingAdapter):
                     masks.append({"class_id": class_id, "label": self.class_names[class_id], "confidence": confidence,
                                   "polygon": contour.reshape(-1, 2).astype(float).tolist()})
         return masks
+
+
+def _pixel_counts(classes: Any) -> dict[int, int]:
+    import numpy as np
+
+    counts = np.bincount(classes.ravel())
+    return {index: int(count) for index, count in enumerate(counts.tolist()) if count}
 
 
 def class_mask_png(classes: Any) -> bytes:

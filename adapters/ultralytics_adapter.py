@@ -35,7 +35,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from PIL import Image
@@ -47,6 +47,7 @@ from adapters.ultralytics_env import import_ultralytics
 from adapters.ultralytics_eval import class_names_of
 from adapters.ultralytics_metrics import PRIMARY_METRIC, map_epoch_metrics, step_metrics
 from core import trust
+from core.config import ALL_CONFIG_KEYS
 from core.contracts import Box, ClassScore, InferenceResult, KeypointInstance, Mask, inference_result
 from core.files import sha256_bytes
 from core.rundir import RESULTS_CSV
@@ -181,6 +182,14 @@ def _decode_image(image: str | Path | bytes) -> Image.Image:
 class UltralyticsAdapter(TrainingAdapter):
     framework = "ultralytics"
     tasks = ("detect", "segment", "classify", "pose")
+    default_models: ClassVar[dict[str, str]] = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml",
+                                                 "classify": "yolo11n-cls.yaml", "pose": "yolo11n-pose.yaml"}
+    honoured_keys: ClassVar[frozenset[str]] = frozenset(ALL_CONFIG_KEYS)
+    checkpoint_patterns: ClassVar[tuple[str, ...]] = ("*yolo*.pt", "*rtdetr*.pt", "*/ultralytics/*.pt")
+    accepts_paths: ClassVar[bool] = True
+    model_suffixes: ClassVar[tuple[str, ...]] = (".yaml", ".pt")
+    inference_output: ClassVar[dict[str, tuple[str, ...]]] = {
+        "detect": ("boxes",), "segment": ("boxes", "masks"), "classify": ("top_k",), "pose": ("boxes", "keypoints")}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,14 +3,20 @@
 ``worker --run-dir DIR [--resume]``  trains one job: reads the config and job info of the run dir
     (``core.rundir.RunDir``: ``args.yaml``, ``job.json``),
     writes protocol events (``core.events``) on stdout, logs on stderr.
-``models FRAMEWORK [PATTERN]``        prints a JSON list of model names (for the GUI's pickers).
+``worker --standby --early-log F [--warm-config YAML]``  the same worker, started before its job
+    exists: imports the framework the config names, then reads its run dir on stdin
+    (``core.jobs.spawn``).
+``models [FRAMEWORK [PATTERN]]``      prints what the adapters declare (tasks, defaults, config keys …)
+                                      and the model names (for the GUI's pickers and preflight).
 ``sysinfo``                           prints JSON: devices (CPU, GPUs with memory), framework versions.
 ``infer-worker``                      a warm inference process (see ``adapters.inference_server``).
+``export-worker --request FILE``      exports a checkpoint, checks parity (see ``adapters.export``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -20,10 +26,11 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 from core.config import ConfigError, load_config
 from core.events import EventWriter
+from core.jobs.spawn import EARLY_LOG_FLAG, STANDBY_FLAG, WARM_CONFIG_FLAG, read_handover
 from core.launch import apply_offline_env
 from core.reporter import JsonLinesReporter
 from core.rundir import RunDir
@@ -55,19 +62,30 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def run_worker(run_dir: Path, resume: bool) -> int:
-    files = RunDir(run_dir)
-    # Protocol events own stdout; everything else (framework prints, warnings) must go to stderr.
+def _take_stdout_for_events() -> IO[str]:
+    """Protocol events own stdout; everything else (framework prints, warnings) goes to stderr."""
     event_stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return event_stream
 
+
+def _start_parent_watchdog() -> None:
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watchdog").start()
+
+
+def run_worker(run_dir: Path, resume: bool, event_stream: IO[str] | None = None) -> int:
+    """Train the job of ``run_dir``. ``event_stream``: set by a standby worker, which has already
+    taken stdout and started its parent watchdog."""
+    files = RunDir(run_dir)
+    if event_stream is None:
+        event_stream = _take_stdout_for_events()
+        _start_parent_watchdog()
     writer = EventWriter(event_stream)
     reporter = JsonLinesReporter(writer, stop_file=files.stop)
     # SIGTERM asks for a graceful stop between batches; the runner escalates to SIGKILL if ignored.
     signal.signal(signal.SIGTERM, lambda *_: reporter.request_stop())
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     from adapters.base import AdapterError
     from adapters.registry import get_adapter_class
@@ -100,16 +118,62 @@ def run_worker(run_dir: Path, resume: bool) -> int:
     return 0
 
 
-def list_models_command(framework: str, pattern: str) -> int:
+def _warm_up(warm_config: Path | None) -> None:
+    """Import what the job will need while its caller is still preparing it: the framework its config
+    names, else torch (every adapter trains with it). A hint only: a problem here is left for the job
+    to report, from its own ``args.yaml``."""
     from adapters.registry import get_adapter_class
 
-    adapter_class = get_adapter_class(framework)
-    models = adapter_class.list_models(pattern)
-    # Which of them have pretrained weights on disk (a cache look-up per model, no download).
-    pretrained = [name for name in models[:2000] if adapter_class.pretrained_available(name)]
-    payload: dict[str, Any] = {"framework": framework, "tasks": list(adapter_class.tasks), "models": models,
-                               "pretrained": pretrained}
-    print(json.dumps(payload))
+    try:
+        framework = load_config(warm_config).framework if warm_config is not None else None
+        warm = getattr(get_adapter_class(framework), "warm_up", None) if framework else None
+        if warm is not None:
+            warm()
+        else:
+            import torch  # noqa: F401
+    except Exception as exc:
+        logging.getLogger(__name__).debug("warm-up skipped: %s", exc)
+
+
+def _move_output_to(log_file: Path, early_log: Path) -> None:
+    """From now on stderr (and stray stdout) go to the run's log, after what was written while waiting."""
+    sys.stderr.flush()
+    with open(log_file, "ab") as log:
+        with contextlib.suppress(OSError):
+            log.write(early_log.read_bytes())
+            log.flush()
+        os.dup2(log.fileno(), sys.stderr.fileno())
+        os.dup2(log.fileno(), sys.stdout.fileno())
+    with contextlib.suppress(OSError):
+        early_log.unlink(missing_ok=True)
+
+
+def run_standby(early_log: Path, warm_config: Path | None) -> int:
+    """A worker started before its job exists (``core.jobs.spawn.StandbyWorker``): warm up, then train
+    the run dir named on stdin. EOF instead: not needed after all."""
+    event_stream = _take_stdout_for_events()
+    _start_parent_watchdog()
+    _warm_up(warm_config)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    run_dir, resume = read_handover(line)
+    run_dir = run_dir.resolve()
+    _move_output_to(RunDir(run_dir).log, early_log)
+    os.chdir(run_dir)  # as a plain worker's: the run dir is where relative outputs land
+    return run_worker(run_dir, resume, event_stream)
+
+
+def list_models_command(framework: str | None, pattern: str | None, pretrained_pattern: str | None = None) -> int:
+    """One framework's payload (``TrainingAdapter.describe``); without a framework, every registered
+    framework's declarations (no model listing, no framework import) with the reason for any that
+    cannot be used here, as ``{"frameworks": {name: payload}}``."""
+    from adapters.registry import describe_all, get_adapter_class
+
+    if framework is None:
+        print(json.dumps({"frameworks": describe_all()}))
+        return 0
+    print(json.dumps(get_adapter_class(framework).describe(pattern, pretrained_pattern=pretrained_pattern)))
     return 0
 
 
@@ -130,24 +194,39 @@ def sysinfo_command() -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["export-worker"]:  # its own options (adapters/export.py)
+        apply_offline_env(os.environ)
+        from adapters.export import main as export_main
+
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser(prog="vision-platform")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker")
-    worker.add_argument("--run-dir", required=True, type=Path)
+    start = worker.add_mutually_exclusive_group(required=True)
+    start.add_argument("--run-dir", type=Path)
+    start.add_argument(STANDBY_FLAG, action="store_true")
     worker.add_argument("--resume", action="store_true")
+    worker.add_argument(EARLY_LOG_FLAG, type=Path)
+    worker.add_argument(WARM_CONFIG_FLAG, type=Path)
     models = sub.add_parser("models")
-    models.add_argument("framework")
+    models.add_argument("framework", nargs="?")
     models.add_argument("pattern", nargs="?", default="*")
+    models.add_argument("--declarations", action="store_true", help="the declarations only, no model list")
+    models.add_argument("--pretrained", metavar="PATTERN", help="look up pretrained weights for these models only")
     sub.add_parser("sysinfo")
     sub.add_parser("infer-worker")
     args = parser.parse_args(argv)
+    if args.command == "worker" and args.standby and args.early_log is None:
+        parser.error(f"worker {STANDBY_FLAG} needs {EARLY_LOG_FLAG}")
     # Before any framework import, whoever started us: nothing waits on the network or reports usage.
     apply_offline_env(os.environ)
+    if args.command == "worker" and args.standby:
+        _exit_now(run_standby(args.early_log, args.warm_config))
     if args.command == "worker":
         code = run_worker(args.run_dir.resolve(), args.resume)
         _exit_now(code)
     if args.command == "models":
-        return list_models_command(args.framework, args.pattern)
+        return list_models_command(args.framework, None if args.declarations else args.pattern, args.pretrained)
     if args.command == "sysinfo":
         return sysinfo_command()
     if args.command == "infer-worker":

@@ -91,8 +91,10 @@ class HelperCall(QObject):
 class HelperService(QObject):
     """Session cache of helper answers. Ask with ``request_*``; answers arrive as signals."""
 
-    models_ready = Signal(str, object)  # framework, {"framework", "tasks", "models", ["pretrained"]}
+    models_ready = Signal(str, object)  # framework, its adapter's ``describe()`` payload (declarations + models)
     models_failed = Signal(str, str)  # framework, message
+    catalog_ready = Signal(object)  # {framework: declarations payload} of every registered framework
+    catalog_failed = Signal(str)
     sysinfo_ready = Signal(object)  # {"devices": [...], "versions": {...}}
     sysinfo_failed = Signal(str)
 
@@ -101,6 +103,7 @@ class HelperService(QObject):
         self._models: dict[str, dict[str, Any]] = {}
         self._model_errors: dict[str, str] = {}
         self._sysinfo: dict[str, Any] | None = None
+        self._catalog: dict[str, dict[str, Any]] | None = None
         self._calls: dict[str, HelperCall] = {}
         self._closed = False
 
@@ -111,12 +114,51 @@ class HelperService(QObject):
     def cached_sysinfo(self) -> dict[str, Any] | None:
         return self._sysinfo
 
-    def prime(self, *, sysinfo: dict[str, Any] | None = None, models: dict[str, dict[str, Any]] | None = None) -> None:
+    def cached_catalog(self) -> dict[str, dict[str, Any]] | None:
+        """Every framework's declarations (model lists where already fetched), or None before the answer."""
+        if self._catalog is None:
+            return None
+        return {name: self._models.get(name, payload) for name, payload in self._catalog.items()}
+
+    def prime(self, *, sysinfo: dict[str, Any] | None = None, models: dict[str, dict[str, Any]] | None = None,
+              catalog: dict[str, dict[str, Any]] | None = None) -> None:
         """Fill the cache with known answers (a second window in one session, or tests)."""
         if sysinfo is not None:
             self._sysinfo = sysinfo
         for framework, payload in (models or {}).items():
             self._models[framework] = payload
+        if catalog is not None:
+            self._catalog = catalog
+
+    def request_catalog(self) -> None:
+        """Which frameworks the adapters offer, with their declarations (one fast helper: no framework
+        is imported, no model listed)."""
+        if self._catalog is not None:
+            self.catalog_ready.emit(self._catalog)
+            return
+        if "catalog" in self._calls or self._closed:
+            return
+        call = HelperCall("models", "--declarations", parent=self)
+        call.succeeded.connect(self._on_catalog)
+        call.failed.connect(self._on_catalog_failed)
+        self._calls["catalog"] = call
+        call.start()
+
+    def prefetch_usable_models(self) -> None:
+        """At start-up: the catalog, then the model lists of the frameworks usable here only (one that
+        cannot be imported is reported by the catalog, never asked for a list bound to fail)."""
+        def usable(catalog: dict[str, dict[str, Any]]) -> list[str]:
+            return [name for name, payload in catalog.items() if not payload.get("error")]
+
+        def on_catalog(catalog: dict[str, dict[str, Any]]) -> None:
+            self.catalog_ready.disconnect(on_catalog)
+            self.prefetch_models(usable(catalog))
+
+        if self._catalog is not None:
+            self.prefetch_models(usable(self._catalog))
+            return
+        self.catalog_ready.connect(on_catalog)
+        self.request_catalog()
 
     # -- requests -----------------------------------------------------------------------------
     def request_models(self, framework: str) -> None:
@@ -189,6 +231,19 @@ class HelperService(QObject):
         self._forget(f"models:{framework}")
         self._model_errors[framework] = message
         self.models_failed.emit(framework, message)
+
+    def _on_catalog(self, payload: dict[str, Any]) -> None:
+        self._forget("catalog")
+        frameworks = payload.get("frameworks")
+        if not isinstance(frameworks, dict):
+            self._on_catalog_failed("the helper's answer lists no frameworks")
+            return
+        self._catalog = frameworks
+        self.catalog_ready.emit(frameworks)
+
+    def _on_catalog_failed(self, message: str) -> None:
+        self._forget("catalog")
+        self.catalog_failed.emit(message)
 
     def _on_sysinfo(self, payload: dict[str, Any]) -> None:
         self._forget("sysinfo")

@@ -19,12 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.resources import resource_path
 
 CONFIG_VERSION = 1
-Framework = Literal["timm", "ultralytics", "transformers"]
 Task = Literal["classify", "detect", "segment", "pose"]
 DatasetFormat = Literal["auto", "dice", "yolo", "imagefolder", "coco"]
 SplitStrategy = Literal["stratified", "random", "sequential", "predefined"]
 Optimizer = Literal["adamw", "adam", "sgd"]
-FRAMEWORKS: tuple[Framework, ...] = get_args(Framework)
 TASKS: tuple[Task, ...] = get_args(Task)
 DETECTION_TASKS: tuple[Task, ...] = ("detect", "segment", "pose")  # tasks whose labels are shapes
 DATASET_FORMATS: tuple[DatasetFormat, ...] = get_args(DatasetFormat)
@@ -59,7 +57,8 @@ class JobConfig(BaseModel):
     version: Literal[1] = 1
     name: str | None = None
     project: str = "Default"
-    framework: Framework = "timm"
+    # Which frameworks exist is the adapters' to say (``core.frameworks``): checked at preflight.
+    framework: str = Field("timm", min_length=1)
     task: Task = "classify"
     model: str = Field("resnet18", min_length=1)
     pretrained: bool = False
@@ -94,6 +93,11 @@ class JobConfig(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+ALL_CONFIG_KEYS: tuple[str, ...] = tuple(JobConfig.model_fields)
+# Keys a framework reads only as a file to start from: ignoring one would train something else than asked.
+MISLEADING_IF_IGNORED: frozenset[str] = frozenset({"weights", "pretrained"})
 
 
 @functools.cache

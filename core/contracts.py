@@ -9,6 +9,7 @@ writes for the worker. :func:`inference_result` is the one builder of an inferen
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import NotRequired, TypedDict
 
@@ -60,6 +61,42 @@ class KeypointInstance(TypedDict):
     points: list[list[float]]
 
 
+class ClassArea(TypedDict):
+    """How much of the image one class covers in a semantic segmentation."""
+
+    class_id: int
+    label: str
+    pixels: int
+    fraction: float
+
+
+class ClassMask(TypedDict):
+    """Semantic segmentation: one class id per pixel, as an 8-bit PNG (pixel value = class id, 0 =
+    background) in base64, so the result stays JSON; ``areas`` lists the classes present, largest first."""
+
+    png_base64: str
+    width: int
+    height: int
+    class_names: list[str]
+    areas: list[ClassArea]
+
+
+def class_mask(png: bytes, size: tuple[int, int], class_names: list[str], pixels: dict[int, int]) -> ClassMask:
+    """The one builder of a :class:`ClassMask` (``pixels``: class id -> pixel count)."""
+    total = max(1, sum(pixels.values()))
+    areas: list[ClassArea] = [
+        {"class_id": int(k), "label": class_names[k] if k < len(class_names) else str(k), "pixels": int(v),
+         "fraction": round(v / total, 6)}
+        for k, v in sorted(pixels.items(), key=lambda item: -item[1]) if v > 0]
+    return {"png_base64": base64.b64encode(png).decode("ascii"), "width": int(size[0]), "height": int(size[1]),
+            "class_names": list(class_names), "areas": areas}
+
+
+def class_mask_png(mask: ClassMask) -> bytes:
+    """The PNG of a :class:`ClassMask` (what "export" writes beside the image)."""
+    return base64.b64decode(mask["png_base64"])
+
+
 class InferenceResult(TypedDict):
     """What ``run_inference`` returns. Boxes, masks and keypoints share one index (the filter keeps
     them aligned); ``top_k`` holds class scores, best first (classification)."""
@@ -72,6 +109,7 @@ class InferenceResult(TypedDict):
     keypoints: list[KeypointInstance]
     top_k: list[ClassScore]
     mask_png: NotRequired[bytes]  # in-process callers only (never sent as JSON)
+    class_mask: NotRequired[ClassMask]  # semantic segmentation (JSON-safe)
 
 
 def inference_result(

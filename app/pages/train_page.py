@@ -45,7 +45,6 @@ from app.widgets.config_form import ConfigForm
 from app.workers import ErrorInfo, run_task
 from core import dataset_store
 from core.config import (
-    FRAMEWORKS,
     SPLIT_DEFAULTS,
     TASKS,
     ConfigError,
@@ -55,6 +54,7 @@ from core.config import (
     load_config,
     save_config,
 )
+from core.frameworks import FrameworkInfo, catalog_from_payloads
 from core.services import jobs as job_service
 from core.services.checkpoints import ConsentRequired, import_weights
 
@@ -140,8 +140,8 @@ class TrainPage(QWidget):
         data_form.addRow("Job name", self.name_edit)
 
         # -- model --------------------------------------------------------------------------------
-        self.framework_combo = QComboBox()
-        self.framework_combo.addItems(list(FRAMEWORKS))
+        self.framework_combo = QComboBox()  # filled from the adapters' declarations (the helper's catalog)
+        self.framework_combo.addItem(str(defaults()["framework"]))
         self.framework_combo.setToolTip(tips.get("framework", ""))
         self.task_combo = QComboBox()
         self.task_combo.addItems(list(TASKS))
@@ -266,9 +266,12 @@ class TrainPage(QWidget):
                        self.weights_group.buttonToggled, self.form.changed):
             signal.connect(self.revalidate)
         self.framework_combo.currentTextChanged.connect(self._on_framework_change)
+        self.task_combo.currentTextChanged.connect(self._on_task_change)
+        self.picker.chosen.connect(self._on_model_chosen)
         self.model_edit.textChanged.connect(self._update_availability)
         self.pretrained_radio.toggled.connect(self._update_availability)
         self.helpers.models_ready.connect(self._on_models_ready)
+        self.helpers.catalog_ready.connect(self._fill_frameworks)
         self.helpers.models_failed.connect(self._on_models_failed)
         self.helpers.sysinfo_ready.connect(self._fill_devices)
         self.state.overview_change.connect(lambda _overview: self._reload_datasets())
@@ -277,6 +280,8 @@ class TrainPage(QWidget):
         self.state.dataset_change.connect(self._on_dataset_change)
         self._reload_datasets()
         self._on_framework_change(self.framework_combo.currentText())
+        if self.helpers.cached_catalog() is not None:
+            self._fill_frameworks(self.helpers.cached_catalog())
         if self.helpers.cached_sysinfo():
             self._fill_devices(self.helpers.cached_sysinfo())
         self.revalidate()
@@ -336,12 +341,7 @@ class TrainPage(QWidget):
             self._reload_datasets()
             task = dataset.index.task_hint
             if task in TASKS:
-                # timm only classifies: a detection/segmentation/pose dataset starts on Ultralytics.
-                if task != "classify" and self.framework_combo.currentText() == "timm":
-                    self.framework_combo.setCurrentText("ultralytics")
-                    if self.model_edit.text() == defaults()["model"]:
-                        self.model_edit.setText({"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml",
-                                                 "pose": "yolo11n-pose.yaml"}[task])
+                self._offer_task(task)
                 if self.task_combo.findText(task) < 0:
                     self.task_combo.addItem(task)
                 self.task_combo.setCurrentText(task)
@@ -361,7 +361,73 @@ class TrainPage(QWidget):
             f"{round(float(split.get('ratio', SPLIT_DEFAULTS.ratio)) * 100)} % train, seed {split.get('seed')}"
         )
 
+    # -- what the adapters declare --------------------------------------------------------------------
+    def framework_info(self, framework: str | None = None) -> FrameworkInfo | None:
+        """The framework as its adapter declares it (model list included once fetched)."""
+        name = framework or self.framework_combo.currentText()
+        payload = self.helpers.cached_models(name) or (self.helpers.cached_catalog() or {}).get(name)
+        return FrameworkInfo.from_payload({"framework": name, **payload}) if payload else None
+
+    def _fill_frameworks(self, catalog: dict[str, Any] | None) -> None:
+        usable = [name for name, payload in (catalog or {}).items() if not payload.get("error")]
+        if not usable:
+            return
+        current = self.framework_combo.currentText()
+        self.framework_combo.blockSignals(True)
+        self.framework_combo.clear()
+        self.framework_combo.addItems(usable)
+        self.framework_combo.setCurrentText(current if current in usable else usable[0])
+        self.framework_combo.blockSignals(False)
+        if self.framework_combo.currentText() != current:
+            self._on_framework_change(self.framework_combo.currentText())
+
+    def _offer_task(self, task: str) -> None:
+        """A dataset of ``task``: keep the framework when it trains that task, else switch to the first
+        one that does (as declared), starting from its default model for the task."""
+        current = self.framework_info()
+        if current is not None and task in current.tasks:
+            return
+        catalog = catalog_from_payloads(self.helpers.cached_catalog() or {})
+        choice = next((info for info in catalog.values() if task in info.tasks and not info.error), None)
+        if choice is None:
+            return
+        previous_default = current.default_model(self.task_combo.currentText()) if current else None
+        self.framework_combo.setCurrentText(choice.name)
+        if self.model_edit.text() in ("", previous_default, defaults()["model"]):
+            self.model_edit.setText(choice.default_model(task) or "")
+
+    def _on_task_change(self, task: str) -> None:
+        """A new task starts from the framework's default model for it when the model was a default."""
+        info = self.framework_info()
+        if info is None:
+            return
+        defaults_of_framework = set((info.default_models or {}).values()) | {"", defaults()["model"]}
+        if self.model_edit.text() in defaults_of_framework and info.default_model(task):
+            self.model_edit.setText(info.default_model(task) or "")
+        self._show_models(info)
+
+    def _show_models(self, info: FrameworkInfo) -> None:
+        """The picker: the task's model families first, then the listed models not tied to another task."""
+        task = self.task_combo.currentText()
+        families = list(info.families(task))
+        other_families = {name for t, names in (info.model_families or {}).items() if t != task for name in names}
+        rest = [m for m in (info.models or ()) if m not in families and m not in other_families]
+        self.picker.set_models(families + rest)
+
+    def _on_model_chosen(self, model: str) -> None:
+        """A from-scratch family takes its sizes from framework_args: offer the declared defaults."""
+        info = self.framework_info()
+        if info is None or not info.framework_args_defaults or model not in info.families(self.task_combo.currentText()):
+            return
+        if not self.args_edit.toPlainText().strip():
+            self.args_edit.setPlainText(yaml.safe_dump(dict(info.framework_args_defaults), sort_keys=False))
+            self.advanced.setChecked(True)
+
     def _on_framework_change(self, framework: str) -> None:
+        info = self.framework_info(framework)
+        task = self.task_combo.currentText()
+        if info is not None and info.tasks and self.model_edit.text() in ("", defaults()["model"]):
+            self.model_edit.setText(info.default_model(task if task in info.tasks else info.tasks[0]) or "")
         self.picker.set_models([])
         self.picker.status.setText(f"Listing {framework} models…")
         self._pretrained_names = None
@@ -379,7 +445,7 @@ class TrainPage(QWidget):
         self.task_combo.addItems(tasks)
         self.task_combo.setCurrentText(current_task if current_task in tasks else tasks[0])
         self.task_combo.blockSignals(False)
-        self.picker.set_models(list(payload.get("models", [])))
+        self._on_task_change(self.task_combo.currentText())
         pretrained = payload.get("pretrained")
         self._pretrained_names = list(pretrained) if isinstance(pretrained, list) else None
         self._update_availability()
@@ -553,7 +619,10 @@ class TrainPage(QWidget):
 
     def _apply_values(self, values: dict[str, Any]) -> None:
         self.form.set_values(values)
-        self.framework_combo.setCurrentText(str(values.get("framework") or "timm"))
+        framework = str(values.get("framework") or defaults()["framework"])
+        if self.framework_combo.findText(framework) < 0:
+            self.framework_combo.addItem(framework)  # the catalog will say whether it is offered
+        self.framework_combo.setCurrentText(framework)
         self.task_combo.setCurrentText(str(values.get("task") or "classify"))
         self.model_edit.setText(str(values.get("model") or ""))
         self.name_edit.setText(str(values.get("name") or ""))
@@ -656,10 +725,13 @@ class TrainPage(QWidget):
         info = self.selected_dataset()
         loaded = self.state.dataset
         known_findings = loaded.findings if loaded is not None and info is not None and loaded.info.id == info.id else None
-        pretrained_names = self._pretrained_names
+        catalog = catalog_from_payloads(self.helpers.cached_catalog() or {})
+        listed = self.helpers.cached_models(config.framework)
+        if listed is not None:
+            catalog = {**catalog, config.framework: FrameworkInfo.from_payload(listed)}
         self.start_button.setEnabled(False)
         self.validation.setText("Checking the dataset, weights and disk space…")
-        run_task(lambda _st: preflight(config, known_findings, pretrained_names), owner=self, title="Preflight",
+        run_task(lambda _st: preflight(config, known_findings, catalog), owner=self, title="Preflight",
                  on_result=lambda problems: self._after_preflight(config, info, problems),
                  on_error=self._on_preflight_error)
 
@@ -703,7 +775,8 @@ class TrainPage(QWidget):
                  on_error=lambda info: self.banner.show_message(f"The job could not be queued: {info.message}"))
 
 
-def preflight(config: JobConfig, findings: list[Any] | None, pretrained_names: list[str] | None) -> list[tuple[str, str]]:
+def preflight(config: JobConfig, findings: list[Any] | None,
+              catalog: dict[str, FrameworkInfo] | None = None) -> list[tuple[str, str]]:
     """Problems that would make the job fail or waste time, as (level, sentence). Runs in a worker.
 
     The checks are ``core.jobs.preflight`` (the same ones ``vision-platform train`` runs), summarised
@@ -715,7 +788,7 @@ def preflight(config: JobConfig, findings: list[Any] | None, pretrained_names: l
 
     problems: list[tuple[str, str]] = []
     file_findings: list[str] = []
-    for problem in shared_preflight(config):
+    for problem in shared_preflight(config, catalog=catalog or None):
         # Per-file findings come as "severity: path: message"; everything else is a sentence.
         if problem.message.startswith(("error: ", "warning: ", "info: ")):
             file_findings.append(problem.message)
@@ -726,7 +799,4 @@ def preflight(config: JobConfig, findings: list[Any] | None, pretrained_names: l
         more = f"\n   … and {len(file_findings) - 3} more (see the dataset's Health check)" if len(file_findings) > 3 else ""
         problems.append(("warning", f"The dataset check found {len(file_findings)} problem(s); the files concerned "
                                     f"are skipped:\n   {sample}{more}"))
-    if config.pretrained and not config.weights and pretrained_names is not None and config.model not in pretrained_names:
-        problems.append(("error", f"No pretrained weights for {config.model} on this computer and nothing is "
-                                  "downloaded: import a weights file or train from scratch."))
     return problems

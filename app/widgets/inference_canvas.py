@@ -29,13 +29,36 @@ from PySide6.QtGui import (
     QPolygonF,
     QResizeEvent,
 )
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QLabel, QStyleOptionGraphicsItem, QWidget
 
 from app.look import ERROR_COLOUR, WARNING_COLOUR, class_colour
 from app.models.predictions import OverlayShape, sourced_shapes
 from app.widgets.image_viewer import ImageViewer
 
 MASK_ALPHA = 90
+CLASS_MASK_ALPHA = 130  # the semantic-segmentation overlay: the picture stays readable under it
+
+
+def class_mask_image(mask: dict[str, Any]) -> QImage:
+    """A :class:`core.contracts.ClassMask` as an image: each class id in its class colour (the same
+    colours as the legend and the boxes), background (0) transparent."""
+    import base64
+
+    grey = QImage.fromData(base64.b64decode(mask["png_base64"])).convertToFormat(QImage.Format.Format_Grayscale8)
+    indexed = QImage(grey.constBits(), grey.width(), grey.height(), grey.bytesPerLine(),
+                     QImage.Format.Format_Indexed8).copy()
+    table = [0]  # background: fully transparent
+    for class_id in range(1, 256):
+        colour = QColor(class_colour(class_id))
+        colour.setAlpha(CLASS_MASK_ALPHA)
+        table.append(colour.rgba())
+    indexed.setColorTable(table)
+    return indexed.convertToFormat(QImage.Format.Format_ARGB32)
+
+
+def legend_lines(mask: dict[str, Any]) -> list[str]:
+    """One line per class present (background included): name and share of the image."""
+    return [f"{area['label']}: {area['fraction'] * 100:.1f} %" for area in mask.get("areas") or []]
 DROP_HINT = "Drop images or a folder here, or paste an image (Ctrl+V)"
 
 
@@ -198,7 +221,12 @@ class InferenceCanvas(ImageViewer):
         self.setAcceptDrops(True)
         self.viewport().setAcceptDrops(True)
         self.layer: PredictionLayer | None = None
+        self.mask_item: QGraphicsPixmapItem | None = None
         self._built_for: dict[str, Any] | None = None
+        self.legend = QLabel(self.viewport())
+        self.legend.setStyleSheet("QLabel { background: rgba(20, 22, 26, 200); color: white; border-radius: 4px;"
+                                  " padding: 6px; }")
+        self.legend.hide()
         self.image_size: tuple[int, int] | None = None
         self.message = QLabel(self.viewport())
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -211,6 +239,8 @@ class InferenceCanvas(ImageViewer):
         scene = self.scene()
         scene.clear()
         self.layer = None
+        self.mask_item = None
+        self.legend.hide()
         self._built_for = None
         self._pixmap_item = scene.addPixmap(QPixmap.fromImage(image))
         # The smoothly scaled picture is cached at screen resolution: overlay changes do not rescale it.
@@ -223,6 +253,8 @@ class InferenceCanvas(ImageViewer):
     def clear_image(self) -> None:
         super().clear_image()
         self.layer = None
+        self.mask_item = None
+        self.legend.hide()
         self._built_for = None
         self.image_size = None
 
@@ -244,15 +276,43 @@ class InferenceCanvas(ImageViewer):
             self.scene().removeItem(self.layer)
             self.layer = None
         self._built_for = result
+        self._show_class_mask(result.get("class_mask") if result else None)
         if result is None:
             return
+        if result.get("class_mask"):  # the per-pixel overlay replaces the region polygons
+            result = {**result, "masks": []}
         width, height = self.image_size or (result.get("image_size") or [0, 0])[:2]
         # Labels hang above their boxes at screen size; the margin covers them at any sensible zoom.
         margin = max(width, height, 64)
         bounds = QRectF(-margin, -margin, width + 2 * margin, height + 2 * margin)
         self.layer = PredictionLayer([(id(source), shape) for source, shape in sourced_shapes(result)], bounds,
                                      self.viewport().devicePixelRatioF())
+        self.layer.setZValue(1.0)  # above the class-mask overlay
         self.scene().addItem(self.layer)
+
+    def _show_class_mask(self, mask: dict[str, Any] | None) -> None:
+        if self.mask_item is not None:
+            self.scene().removeItem(self.mask_item)
+            self.mask_item = None
+        self.legend.hide()
+        if not mask:
+            return
+        image = class_mask_image(mask)
+        if self.image_size and (image.width(), image.height()) != self.image_size:
+            image = image.scaled(*self.image_size)
+        self.mask_item = self.scene().addPixmap(QPixmap.fromImage(image))
+        self.mask_item.setZValue(0.5)  # over the picture, under boxes and labels
+        self.legend.setText("<br>".join(
+            f"<span style='color:{QColor(class_colour(area['class_id'])).name() if area['class_id'] else '#bbbbbb'}'>"
+            f"■</span> {line}" for area, line in zip(mask.get("areas") or [], legend_lines(mask), strict=True)))
+        self.legend.adjustSize()
+        self.legend.move(8, 8)
+        self.legend.show()
+
+    def legend_text(self) -> list[str]:
+        """The legend's lines as shown (class and share of the image), empty without a class mask."""
+        return legend_lines(self._built_for.get("class_mask") or {}) if self._built_for and not self.legend.isHidden() \
+            else []
 
     def box_items(self) -> list[DrawnShape]:
         """The boxes drawn now (the ones the sliders filtered out are not)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core import paths
 from core.config import JobConfig
+from core.frameworks import Catalog, catalog_for, check_config
 
 MIN_FREE_BYTES = 1 * 1024**3
 
@@ -18,7 +19,25 @@ class Problem:
     message: str
 
 
-def preflight(config: JobConfig, *, deep: bool = False) -> list[Problem]:
+def preflight(config: JobConfig, *, deep: bool = False, catalog: Catalog | None = None) -> list[Problem]:
+    """``catalog``: what the adapters declare (the GUI passes its helper answers); without it the
+    model-list helper is asked in a child process (this process never imports a framework)."""
+    judged = catalog if catalog is not None and _covers(catalog, config) else catalog_for(config)
+    offered = [Problem(severity, message) for severity, message in check_config(config, judged)]
+    if any(p.severity == "error" for p in offered):
+        return offered
+    return offered + _resources(config, deep)
+
+
+def _covers(catalog: Catalog | None, config: JobConfig) -> bool:
+    """Whether ``catalog`` can judge ``config`` (its framework listed with its models), else ask the helper."""
+    if catalog is None:
+        return False
+    info = catalog.get(config.framework)
+    return info is not None and info.models is not None
+
+
+def _resources(config: JobConfig, deep: bool) -> list[Problem]:
     problems: list[Problem] = []
     if not config.dataset.startswith("r2://"):
         dataset = Path(config.dataset).expanduser()

@@ -6,6 +6,7 @@ real data folder or window settings.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 
@@ -79,11 +80,22 @@ def shots_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@functools.cache
+def declarations() -> dict[str, Any]:
+    """Every adapter's real declarations (`vision-platform models --declarations`: no framework import)."""
+    from core.frameworks import run_helper
+
+    frameworks: dict[str, Any] = run_helper("--declarations")["frameworks"]
+    return frameworks
+
+
 def make_helpers() -> Any:
     from app.helper_process import HelperService
 
     helpers = HelperService()
-    helpers.prime(sysinfo=SYSINFO, models=MODELS)
+    catalog = declarations()
+    helpers.prime(sysinfo=SYSINFO, catalog=catalog,
+                  models={name: {**catalog[name], **payload, "listed": True} for name, payload in MODELS.items()})
     return helpers
 
 
