@@ -6,8 +6,9 @@ sysinfo helpers, ``mlflow ui`` — gets :func:`child_env`; the worker also appli
 network and nothing reports usage anywhere:
 
 - Hugging Face and Ultralytics run offline (``HF_HUB_OFFLINE``, ``YOLO_OFFLINE`` — the latter also
-  switches off Ultralytics' analytics — and ``YOLO_AUTOINSTALL=false``: no pip runs); their
-  defaults can be overridden by the user's environment.
+  switches off Ultralytics' analytics); these defaults can be overridden by the user's environment.
+- The app never installs anything at run time: ``YOLO_AUTOINSTALL=false`` is always set (Ultralytics
+  would otherwise run uv/pip for a missing requirement mid-training), whatever the user's environment.
 - MLflow's usage telemetry (MLflow ≥ 3.2 sends it from every process that imports ``mlflow``,
   the ``mlflow ui`` server included) is always off: ``mlflow.telemetry.utils.is_telemetry_disabled``
   honours ``MLFLOW_DISABLE_TELEMETRY`` and ``DO_NOT_TRACK=true``; both are set, not defaulted.
@@ -38,7 +39,6 @@ OFFLINE_DEFAULTS = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "YOLO_OFFLINE": "1",
-    "YOLO_AUTOINSTALL": "false",
     "MPLBACKEND": "Agg",
 }
 # Always set: the app never reports usage.
@@ -46,6 +46,8 @@ NO_TELEMETRY = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
 }
+# Always set: the app never runs pip (or uv, apt) at run time.
+NO_INSTALLS = {"YOLO_AUTOINSTALL": "false"}
 
 
 def subcommand(*args: str) -> list[str]:
@@ -67,6 +69,7 @@ def apply_offline_env(environ: MutableMapping[str, str]) -> None:
         environ.setdefault(name, value)
     # Ultralytics' settings.json and caches are the app's own, never the user's global ones.
     environ.setdefault("YOLO_CONFIG_DIR", str(paths.data_dir() / "ultralytics"))
+    environ.update(NO_INSTALLS)
     disable_telemetry(environ)
 
 

@@ -35,6 +35,10 @@ vp_netguard.install()
 # One S3 server (SeaweedFS on 127.0.0.1) per test session, for every layer that needs it.
 from tests.fixtures.s3server import s3, seaweedfs  # noqa: E402, F401
 
+# Which test covers which row of the reliability matrix; with VP_RELIABILITY_REPORT=PATH the outcomes
+# are written there for docs/reliability.md (tests/reliability/plugin.py, `make test`).
+pytest_plugins = ["tests.reliability.plugin"]
+
 
 def network_attempts_since(offset: int) -> str:
     """What the network guard logged after ``offset`` bytes of its log (empty when nothing left)."""

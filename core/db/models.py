@@ -187,6 +187,10 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     synced_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # --- added in revision 0003: what resuming ``multipart_upload_id`` after a kill needs ---
+    multipart_part_size: Mapped[int | None] = mapped_column(Integer)
+    multipart_sha256: Mapped[str | None] = mapped_column(String(64))  # the file the upload was started for
+    multipart_etags: Mapped[str | None] = mapped_column(Text)  # JSON {part number: ETag} of finished parts
 
 
 class AppSetting(Base):

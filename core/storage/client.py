@@ -25,10 +25,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import paths
+from core import faults, paths
 from core.storage.errors import MAX_CHECKPOINT_BYTES, MAX_DATASET_BYTES, StorageError, check_size
 from core.storage.r2url import make_r2_url, parse_r2_url
 
@@ -235,6 +236,49 @@ def abort_multipart(client: Any, bucket: str, key: str, upload_id: str) -> None:
             raise
 
 
+@dataclass
+class MultipartProgress:
+    """How far a multipart upload got: what resuming it after a kill needs (the outbox saves it).
+
+    ``etags`` maps each finished part number to the ETag the bucket answered. A resume reuses the
+    upload only for the same file (``sha256``) and the same ``part_size``: R2 requires equal
+    non-final parts across the whole upload.
+    """
+
+    upload_id: str
+    part_size: int
+    sha256: str
+    etags: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingMultipart:
+    """A multipart upload the bucket lists as started and not completed."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None  # naive UTC
+
+
+def list_multipart_uploads(client: Any, bucket: str, prefix: str) -> list[PendingMultipart]:
+    """Every unfinished multipart upload under ``prefix`` (all pages)."""
+    found: list[PendingMultipart] = []
+    markers: dict[str, str] = {}
+    while True:
+        page = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **markers)
+        for item in page.get("Uploads", []) or []:
+            found.append(PendingMultipart(str(item["Key"]), str(item["UploadId"]), _naive_utc(item.get("Initiated"))))
+        if not page.get("IsTruncated"):
+            return found
+        markers = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}
+
+
+def _naive_utc(moment: Any) -> datetime | None:
+    if not isinstance(moment, datetime):
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def upload_file(
     client: Any,
     path: str | Path,
@@ -246,124 +290,207 @@ def upload_file(
     max_bytes: int = MAX_CHECKPOINT_BYTES,
     expected_sha256: str | None = None,
     max_concurrency: int = DEFAULT_CONCURRENCY,
-    on_multipart_start: Callable[[str], None] | None = None,
+    resume: MultipartProgress | None = None,
+    on_multipart_progress: Callable[[MultipartProgress], None] | None = None,
     on_part_done: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> UploadResult:
     """Upload ``path`` to ``bucket/key`` and verify it; returns what the bucket now holds.
 
-    Files up to ``threshold`` (default: ``part_size``) go in one PUT, larger ones as a multipart
+    Files up to ``threshold`` (default: the part size) go in one PUT, larger ones as a multipart
     upload with equal parts. Both carry ``Content-MD5`` and the file's sha256 as metadata. An object
     already present with the same size and sha256 is not sent again. Raises StorageError (or the
     botocore error) on failure; a failed multipart upload is aborted so no parts linger.
+
+    ``resume``: a multipart upload a killed process left (its part size wins over ``part_size``).
+    It is continued when the file is unchanged, sending only the parts the bucket does not hold,
+    and aborted otherwise. ``on_multipart_progress`` gets a snapshot at the start and after every
+    part, so the caller can save it and resume after a kill.
     """
     source = Path(path)
     if not source.is_file():
         raise StorageError(f"{source}: file not found", retryable=False)
     check_size(str(source), source.stat().st_size, max_bytes, "the file")
-    digest = digest_file(source, part_size, threshold)
+    digest = digest_file(source, resume.part_size if resume else part_size, threshold)
     if expected_sha256 and digest.sha256 != expected_sha256:
         raise StorageError(
             f"{source}: sha256 {digest.sha256[:12]}… differs from the recorded {expected_sha256[:12]}… "
             "(the file changed since it was recorded)",
             retryable=False,
         )
+    if resume is not None and not _resumable(resume, digest):
+        log.info("multipart upload %s of %s is for other bytes or parts; aborting it", resume.upload_id, key)
+        abort_multipart(client, bucket, key, resume.upload_id)
+        resume = None
     existing = head(client, bucket, key)
     if existing is not None and existing.sha256 == digest.sha256 and existing.size == digest.size:
+        if resume is not None:  # killed after completing, before recording it
+            abort_multipart(client, bucket, key, resume.upload_id)
         remote = verify_remote(client, bucket, key, digest)
         return UploadResult(bucket, key, digest.sha256, digest.size, remote.etag, len(digest.part_md5s), skipped=True)
 
-    metadata = {SHA256_METADATA_KEY: digest.sha256}
     if not digest.multipart:
-        with open(source, "rb") as handle:
-            client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=handle,
-                ContentLength=digest.size,
-                ContentMD5=base64.b64encode(digest.part_md5s[0]).decode(),
-                Metadata=metadata,
-            )
+        _put_single(client, source, bucket, key, digest)
         if on_part_done:
             on_part_done(1, 1)
     else:
-        _multipart_upload(
-            client, source, bucket, key, digest, metadata, max_concurrency, on_multipart_start, on_part_done, should_stop
-        )
+        upload = _MultipartUpload(client, source, bucket, key, digest, on_multipart_progress, on_part_done, should_stop)
+        upload.run(resume, max_concurrency)
     remote = verify_remote(client, bucket, key, digest)
     return UploadResult(bucket, key, digest.sha256, digest.size, remote.etag, len(digest.part_md5s))
 
 
-def _multipart_upload(
-    client: Any,
-    source: Path,
-    bucket: str,
-    key: str,
-    digest: FileDigest,
-    metadata: dict[str, str],
-    max_concurrency: int,
-    on_multipart_start: Callable[[str], None] | None,
-    on_part_done: Callable[[int, int], None] | None,
-    should_stop: Callable[[], bool] | None,
-) -> None:
-    created = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)
-    upload_id = str(created["UploadId"])
-    if on_multipart_start:
-        on_multipart_start(upload_id)
-    total = len(digest.part_md5s)
-    etags: dict[int, str] = {}
-    lock = threading.Lock()
-    stop = threading.Event()
+def _resumable(resume: MultipartProgress, digest: FileDigest) -> bool:
+    return digest.multipart and resume.sha256 == digest.sha256 and resume.part_size == digest.part_size
 
-    def send(number: int) -> None:
-        if stop.is_set() or (should_stop is not None and should_stop()):
-            stop.set()
-            raise StorageError("upload stopped", retryable=True)
-        offset = (number - 1) * digest.part_size
-        length = min(digest.part_size, digest.size - offset)
-        data = _read_part(source, offset, length)
-        md5 = hashlib.md5(data).digest()
-        if md5 != digest.part_md5s[number - 1]:
-            raise StorageError(f"{source}: file changed during upload (part {number})", retryable=False)
-        response = client.upload_part(
+
+def _put_single(client: Any, source: Path, bucket: str, key: str, digest: FileDigest) -> None:
+    with open(source, "rb") as handle:
+        client.put_object(
             Bucket=bucket,
             Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=data,
-            ContentLength=length,
-            ContentMD5=base64.b64encode(md5).decode(),
+            Body=handle,
+            ContentLength=digest.size,
+            ContentMD5=base64.b64encode(digest.part_md5s[0]).decode(),
+            Metadata={SHA256_METADATA_KEY: digest.sha256},
         )
-        with lock:
-            etags[number] = str(response["ETag"])
-            done = len(etags)
-        if on_part_done:
-            on_part_done(done, total)
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, total)), thread_name_prefix="s3-part") as pool:
-            futures: list[Future[None]] = [pool.submit(send, n) for n in range(1, total + 1)]
+
+class _MultipartUpload:
+    """One multipart upload of ``source``: started or resumed, parts sent in parallel, completed.
+
+    Any failure inside this process aborts the upload (no parts linger). A kill cannot abort: the
+    progress the caller saved lets the next attempt resume, and the outbox's orphan sweep aborts
+    what nobody recorded.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        source: Path,
+        bucket: str,
+        key: str,
+        digest: FileDigest,
+        on_progress: Callable[[MultipartProgress], None] | None,
+        on_part_done: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.client, self.source, self.bucket, self.key, self.digest = client, source, bucket, key, digest
+        self.on_progress, self.on_part_done, self.should_stop = on_progress, on_part_done, should_stop
+        self.total = len(digest.part_md5s)
+        self.progress = MultipartProgress("", digest.part_size, digest.sha256)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def run(self, resume: MultipartProgress | None, max_concurrency: int) -> None:
+        self.progress.upload_id, self.progress.etags = self._start(resume)
+        self._report()
+        try:
+            self._send_missing(max_concurrency)
+            etags = self.progress.etags
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.progress.upload_id,
+                MultipartUpload={"Parts": [{"ETag": etags[n], "PartNumber": n} for n in range(1, self.total + 1)]},
+            )
+        except BaseException:
+            try:
+                abort_multipart(self.client, self.bucket, self.key, self.progress.upload_id)
+            except Exception as exc:  # endpoint gone: the outbox's orphan sweep aborts it later
+                log.warning("could not abort multipart upload %s of %s: %s", self.progress.upload_id, self.key, exc)
+            raise
+
+    def _start(self, resume: MultipartProgress | None) -> tuple[str, dict[int, str]]:
+        """The resumed upload id and its verified parts, or a new upload with none."""
+        if resume is not None:
+            parts = self._verified_parts(resume)
+            if parts is not None:
+                log.info("resuming multipart upload of %s: %d of %d parts already there", self.key,
+                         len(parts), self.total)
+                return resume.upload_id, parts
+        metadata = {SHA256_METADATA_KEY: self.digest.sha256}
+        created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, Metadata=metadata)
+        return str(created["UploadId"]), {}
+
+    def _verified_parts(self, resume: MultipartProgress) -> dict[int, str] | None:
+        """Parts recorded as sent that the bucket lists with the same ETag, equal to our part's MD5.
+
+        None when the bucket no longer knows the upload (completed, aborted or expired)."""
+        try:
+            listed = self._listed_parts(resume.upload_id)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        kept = {}
+        for number, etag in resume.etags.items():
+            ours = self.digest.part_md5s[number - 1].hex() if 1 <= number <= self.total else None
+            if ours is not None and listed.get(number) == etag.strip('"') == ours:
+                kept[number] = etag
+        return kept
+
+    def _listed_parts(self, upload_id: str) -> dict[int, str]:
+        listed: dict[int, str] = {}
+        marker = 0
+        while True:
+            page = self.client.list_parts(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                          PartNumberMarker=marker)
+            for part in page.get("Parts", []) or []:
+                listed[int(part["PartNumber"])] = str(part["ETag"]).strip('"')
+            if not page.get("IsTruncated"):
+                return listed
+            marker = int(page["NextPartNumberMarker"])
+
+    def _send_missing(self, max_concurrency: int) -> None:
+        missing = [n for n in range(1, self.total + 1) if n not in self.progress.etags]
+        if not missing:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(max_concurrency, len(missing))),
+                                thread_name_prefix="s3-part") as pool:
+            futures: list[Future[None]] = [pool.submit(self._send, n) for n in missing]
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in finished if f.exception() is not None]
             if failed:
-                stop.set()
+                self.stop.set()
                 for future in futures:
                     future.cancel()
                 error = failed[0].exception()
                 assert error is not None
                 raise error
-        client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"ETag": etags[n], "PartNumber": n} for n in range(1, total + 1)]},
+
+    def _send(self, number: int) -> None:
+        if self.stop.is_set() or (self.should_stop is not None and self.should_stop()):
+            self.stop.set()
+            raise StorageError("upload stopped", retryable=True)
+        offset = (number - 1) * self.digest.part_size
+        length = min(self.digest.part_size, self.digest.size - offset)
+        data = _read_part(self.source, offset, length)
+        md5 = hashlib.md5(data).digest()
+        if md5 != self.digest.part_md5s[number - 1]:
+            raise StorageError(f"{self.source}: file changed during upload (part {number})", retryable=False)
+        response = self.client.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.progress.upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentLength=length,
+            ContentMD5=base64.b64encode(md5).decode(),
         )
-    except BaseException:
-        try:
-            abort_multipart(client, bucket, key, upload_id)
-        except Exception as exc:  # endpoint gone: the outbox keeps the upload id and aborts later
-            log.warning("could not abort multipart upload %s of %s: %s", upload_id, key, exc)
-        raise
+        with self.lock:  # one snapshot at a time: a saved snapshot is never older than the last saved
+            self.progress.etags[number] = str(response["ETag"])
+            self._report()
+            done = len(self.progress.etags)
+            faults.kill_after("kill_after_upload_part", done)  # tests only: exactly `done` parts recorded
+        if self.on_part_done:
+            self.on_part_done(done, self.total)
+
+    def _report(self) -> None:
+        if self.on_progress:
+            progress = self.progress
+            self.on_progress(MultipartProgress(progress.upload_id, progress.part_size, progress.sha256,
+                                               dict(progress.etags)))
 
 
 # -- download -------------------------------------------------------------------------------------

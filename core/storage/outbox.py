@@ -10,10 +10,18 @@ the content ETag matching the local file.
 Why a row goes back from ``uploading`` to ``pending``: a process that dies mid-upload cannot say so.
 The uploading process touches ``updated_at`` at least every ``HEARTBEAT_S``; a row whose heartbeat
 is older than ``STALE_AFTER_S`` belonged to a dead process and is taken over.
+
+A multipart upload killed half-way is resumed, not restarted: the row records its upload id, part
+size, the file's sha256 and each finished part's ETag as the parts land (``save_progress``); the
+next attempt sends only the missing parts, with the same part size, or aborts the upload when the
+file changed. Multipart uploads under our key prefixes that no row records (a kill between starting
+one and recording it, an abort that failed with the endpoint gone) are aborted at the end of every
+pass (``abort_orphaned_uploads``), so the bucket never bills for parts nobody will complete.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,12 +36,13 @@ from sqlalchemy import and_, or_, select, update
 from core.db.models import Checkpoint, TrainingJob, TrainingMetric, Upload, utcnow
 from core.rundir import CHECKPOINT_KINDS, checkpoint_file_name
 from core.storage.errors import MAX_CHECKPOINT_BYTES, StorageError
-from core.storage.r2url import checkpoint_key, make_r2_url
+from core.storage.r2url import KEY_PREFIXES, checkpoint_key, make_r2_url
 from core.storage.states import UploadState
 
 if TYPE_CHECKING:
     from core.db.engine import Store
     from core.settings import Settings
+    from core.storage.client import MultipartProgress
     from core.storage.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -124,6 +133,7 @@ class OutboxReport:
     outcomes: list[UploadOutcome] = field(default_factory=list)
     disabled_reason: str | None = None  # no credentials / endpoint / sync disabled
     stopped_early: str | None = None  # the endpoint failed: the remaining rows were left for later
+    orphans_aborted: list[str] = field(default_factory=list)  # keys of multipart uploads nobody recorded
 
     @property
     def synced(self) -> int:
@@ -239,6 +249,76 @@ def _expected_sha(store: Store, row: Upload) -> str | None:
         return session.scalar(select(Checkpoint.sha256).where(Checkpoint.id == row.checkpoint_id))
 
 
+# -- multipart resume and orphans --------------------------------------------------------------------
+NO_MULTIPART: dict[str, Any] = {
+    "multipart_upload_id": None, "multipart_part_size": None, "multipart_sha256": None, "multipart_etags": None,
+}
+
+
+def saved_progress(row: Upload) -> MultipartProgress | None:
+    """The multipart upload a killed process left on this row, if any (to resume or abort)."""
+    from core.storage.client import MultipartProgress
+
+    if not (row.multipart_upload_id and row.multipart_part_size and row.multipart_sha256):
+        return None
+    etags = {int(number): str(etag) for number, etag in json.loads(row.multipart_etags or "{}").items()}
+    return MultipartProgress(row.multipart_upload_id, row.multipart_part_size, row.multipart_sha256, etags)
+
+
+def save_progress(store: Store, upload_id: int, progress: MultipartProgress) -> None:
+    """Record the upload id and every finished part: a kill after this loses no part already sent."""
+    with store.write() as session:
+        session.execute(update(Upload).where(Upload.id == upload_id).values(
+            multipart_upload_id=progress.upload_id,
+            multipart_part_size=progress.part_size,
+            multipart_sha256=progress.sha256,
+            multipart_etags=json.dumps({str(n): etag for n, etag in sorted(progress.etags.items())}),
+            updated_at=utcnow(),
+        ))
+
+
+def _clear_multipart(store: Store, upload_id: int) -> None:
+    with store.write() as session:
+        session.execute(update(Upload).where(Upload.id == upload_id).values(**NO_MULTIPART))
+
+
+def abort_orphaned_uploads(store: Store, client: Any, bucket: str, *, now: datetime | None = None,
+                           min_age_s: float = STALE_AFTER_S) -> list[str]:
+    """Abort the unfinished multipart uploads under our key prefixes that no upload row records.
+
+    A bucket bills parts of uploads nobody will complete (R2 aborts them only after 7 days). Only
+    uploads started over ``min_age_s`` ago count: a live uploader records its id right after
+    starting, and one that stopped heartbeating that long ago is taken over anyway. Returns the
+    keys whose uploads were aborted.
+    """
+    from core.storage.client import abort_multipart, list_multipart_uploads
+
+    with store.read() as session:
+        known = set(session.scalars(select(Upload.multipart_upload_id).where(Upload.multipart_upload_id.is_not(None))))
+    cutoff = (now or utcnow()) - timedelta(seconds=min_age_s)
+    aborted = []
+    for prefix in KEY_PREFIXES:
+        for pending in list_multipart_uploads(client, bucket, prefix):
+            if pending.upload_id in known or pending.initiated is None or pending.initiated > cutoff:
+                continue
+            abort_multipart(client, bucket, pending.key, pending.upload_id)
+            aborted.append(pending.key)
+    if aborted:
+        log.info("aborted %d orphaned multipart upload(s) in %s: %s", len(aborted), bucket, aborted[:10])
+    return aborted
+
+
+def _sweep_orphans(store: Store, client: Any, bucket: str, now: datetime | None) -> list[str]:
+    """The sweep at the end of a pass; a failure is logged, never raised (it is housekeeping)."""
+    if not bucket:
+        return []
+    try:
+        return abort_orphaned_uploads(store, client, bucket, now=now)
+    except Exception as exc:
+        log.warning("could not list or abort orphaned multipart uploads in %s: %s", bucket, _short(exc))
+        return []
+
+
 def _process(
     store: Store,
     client: Any,
@@ -259,16 +339,11 @@ def _process(
             with store.write() as session:
                 session.execute(update(Upload).where(Upload.id == row.id).values(updated_at=utcnow()))
 
-    def remember_upload_id(upload_id: str) -> None:
-        # Persisted so a multipart upload orphaned by a crash is aborted on the next attempt.
-        with store.write() as session:
-            session.execute(update(Upload).where(Upload.id == row.id).values(multipart_upload_id=upload_id))
-
     try:
-        if row.multipart_upload_id:
+        resume = saved_progress(row)
+        if row.multipart_upload_id and resume is None:  # recorded without its parts: only abortable
             abort_multipart(client, row.bucket, row.key, row.multipart_upload_id)
-            with store.write() as session:
-                session.execute(update(Upload).where(Upload.id == row.id).values(multipart_upload_id=None))
+            _clear_multipart(store, row.id)
         result = upload_file(
             client,
             row.local_path,
@@ -277,7 +352,8 @@ def _process(
             part_size=part_size,
             max_bytes=MAX_CHECKPOINT_BYTES,
             expected_sha256=_expected_sha(store, row),
-            on_multipart_start=remember_upload_id,
+            resume=resume,
+            on_multipart_progress=lambda progress: save_progress(store, row.id, progress),
             on_part_done=heartbeat,
             should_stop=should_stop,
         )
@@ -285,7 +361,10 @@ def _process(
         retryable, endpoint_problem = _classify(exc)
         outcome.state, outcome.error = "failed", _short(exc)
         next_retry = now + timedelta(seconds=backoff_delay(row.attempts)) if retryable else None
-        _finish(store, row, outcome, state="failed", last_error=outcome.error, next_retry_at=next_retry)
+        # The client aborted the multipart upload (or, endpoint gone, the orphan sweep will): a failure
+        # in this process never leaves an upload to resume, only a kill does.
+        _finish(store, row, outcome, state="failed", last_error=outcome.error, next_retry_at=next_retry,
+                **NO_MULTIPART)
         log.warning("upload of %s failed (attempt %d): %s", row.key, row.attempts, outcome.error)
         return outcome, endpoint_problem
     outcome.state, outcome.skipped = "synced", result.skipped
@@ -298,8 +377,8 @@ def _process(
         size_bytes=result.size,
         last_error=None,
         next_retry_at=None,
-        multipart_upload_id=None,
         synced_at=utcnow(),
+        **NO_MULTIPART,
     )
     log.info("uploaded %s (%d bytes, sha256 %s…)", result.url, result.size, result.sha256[:12])
     return outcome, False
@@ -358,6 +437,8 @@ def run_outbox(
             if endpoint_problem:
                 report.stopped_early = outcome.error
                 break
+        if report.stopped_early is None and not (should_stop is not None and should_stop()):
+            report.orphans_aborted = _sweep_orphans(store, client, settings.r2_bucket, now)
     return report
 
 

@@ -30,11 +30,16 @@ def is_r2_url(text: str) -> bool:
     return text.strip().startswith((SCHEME, "s3://"))
 
 
+CHECKPOINT_PREFIX = "checkpoints/"
+DATASET_PREFIX = "datasets/"
+KEY_PREFIXES = (CHECKPOINT_PREFIX, DATASET_PREFIX)  # every key the app writes starts with one of these
+
+
 def checkpoint_key(project_id: int, job_id: int, name: str) -> str:
     """Key layout: checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}.pt"""
-    return f"checkpoints/projects/{project_id}/jobs/{job_id}/{name}"
+    return f"{CHECKPOINT_PREFIX}projects/{project_id}/jobs/{job_id}/{name}"
 
 
 def dataset_key(dataset_id: int | str) -> str:
     """Key layout: datasets/{dataset_id}/dataset.zip"""
-    return f"datasets/{dataset_id}/dataset.zip"
+    return f"{DATASET_PREFIX}{dataset_id}/dataset.zip"

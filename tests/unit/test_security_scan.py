@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -81,3 +84,67 @@ def test_ultralytics_never_runs_pip_in_the_worker_environment() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"ran": [], "result": False}, report  # missing package reported, nothing installed
+
+
+def _probe_pip(extra_env: dict[str, str]) -> dict[str, object]:
+    env = {**os.environ, **extra_env}
+    out = subprocess.run([sys.executable, "-c", PIP_PROBE], cwd=str(ROOT), capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.reliability(row=33, fault="a user environment with YOLO_AUTOINSTALL=true")
+def test_ultralytics_never_runs_pip_whatever_the_users_environment() -> None:
+    report = _probe_pip({"YOLO_AUTOINSTALL": "true"})
+    assert report == {"ran": [], "result": False}, report
+
+
+PIP_WORDS = ("pip", "pip3", "ensurepip", "uv", "conda", "mamba", "apt", "apt-get")
+
+
+def _literal_words(node: ast.AST) -> list[str]:
+    """The string constants of a command literal: ``["x", "-m", "pip"]`` or ``"pip install x"``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.split()
+    if isinstance(node, ast.List | ast.Tuple):
+        return [w for element in node.elts for w in _literal_words(element)]
+    return []
+
+
+def _runs_an_installer(call: ast.Call) -> bool:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name in ("main",) and isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "pip":
+        return True  # pip.main([...])
+    if name not in ("run", "Popen", "call", "check_call", "check_output", "system", "run_module", "execv", "execvp"):
+        return False
+    words = [w for arg in call.args[:1] for w in _literal_words(arg)]
+    return any(Path(w).name in PIP_WORDS or w.startswith("pip") for w in words)
+
+
+def _installer_runs(path: Path, root: Path = ROOT) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = [f"{path.relative_to(root)}:{n.lineno}" for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and _runs_an_installer(n)]
+    found += [f"{path.relative_to(root)}:{n.lineno} (imports pip)" for n in ast.walk(tree)
+              if isinstance(n, ast.Import | ast.ImportFrom)
+              and any(a.name.split(".")[0] in ("pip", "ensurepip") for a in getattr(n, "names", []))
+              or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in ("pip", "ensurepip")]
+    return found
+
+
+@pytest.mark.reliability(row=33, fault="any code path of ours that would run pip/uv/apt at run time")
+def test_our_code_never_runs_an_installer() -> None:
+    files = [p for package in SOURCE_PACKAGES for p in (ROOT / package).rglob("*.py")]
+    found = [where for path in files for where in _installer_runs(path)]
+    assert found == [], f"the app would run an installer at {found}"
+
+
+def test_the_installer_scan_finds_pip_calls(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import subprocess, sys\nimport pip\n"
+                   "subprocess.run([sys.executable, '-m', 'pip', 'install', 'x'])\n"
+                   "subprocess.check_call('uv pip install y', shell=True)\n"
+                   "subprocess.run(['git', 'status'])\n")
+    assert _installer_runs(bad, tmp_path) == ["bad.py:3", "bad.py:4", "bad.py:2 (imports pip)"]

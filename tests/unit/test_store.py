@@ -13,7 +13,7 @@ from core.config import config_from_dict
 from core.db.engine import Store
 from core.db.models import Base, Project, TrainingJob, TrainingMetric, User
 from core.jobs import store as job_store
-from core.migrations.runner import current_revision, upgrade_to_head
+from core.migrations.runner import HEAD_REVISION, current_revision, upgrade_to_head
 
 
 def test_new_store_has_default_user_and_project_and_wal(store: Store) -> None:
@@ -23,7 +23,7 @@ def test_new_store_has_default_user_and_project_and_wal(store: Store) -> None:
     with store.read_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
-    assert current_revision(store.write_engine) == "0002"
+    assert current_revision(store.write_engine) == HEAD_REVISION
 
 
 def test_migrations_match_models(store: Store) -> None:
@@ -59,7 +59,7 @@ def test_db_at_first_revision_upgrades_with_rows_intact(tmp_path: Path) -> None:
     upgraded = Store(db_file)
     upgraded.migrate()
     upgraded.ensure_defaults()
-    assert current_revision(upgraded.write_engine) == "0002"
+    assert current_revision(upgraded.write_engine) == HEAD_REVISION
     with upgraded.read() as session:
         job = session.get(TrainingJob, 20)
         assert job is not None

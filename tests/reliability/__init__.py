@@ -1,0 +1,1 @@
+"""The reliability matrix as tests: which test covers which row, their outcomes, docs/reliability.md."""
