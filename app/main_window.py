@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -90,6 +91,14 @@ class MainWindow(QMainWindow):
         self._loading.setWordWrap(True)
         self._loading.setToolTip(detail)
 
+    def show_start_notice(self, title: str, text: str) -> None:
+        """Something the user must know about the start (a damaged database was rebuilt): a message box
+        over the window, not modal, so the pages stay usable; kept as ``start_notice``."""
+        self.start_notice = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        self.start_notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.start_notice.setModal(False)
+        self.start_notice.show()
+
     def attach_store(self, store: Store, settings: Settings | None = None,
                      overview: ProjectOverview | None = None) -> None:
         """Build the pages on the opened store.
@@ -154,9 +163,8 @@ class MainWindow(QMainWindow):
         from app.widgets.split_panel import preload_chart_library
 
         QTimer.singleShot(0, preload_chart_library)
-        from core.config import FRAMEWORKS
-
-        QTimer.singleShot(0, lambda: self.helpers.prefetch_models(list(FRAMEWORKS)))
+        # The frameworks come from the adapters' declarations; only the usable ones get a model list.
+        QTimer.singleShot(0, self.helpers.prefetch_usable_models)
         self.ready.emit()
 
     # -- chrome ---------------------------------------------------------------------------------
@@ -218,9 +226,16 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         help_menu = menu.addMenu("&Help")
         about = QAction(f"About {APP_NAME}", self)
-        about.triggered.connect(lambda: QMessageBox.about(
-            self, APP_NAME, f"{APP_NAME}: train and test computer-vision models on your own computer."))
+        about.triggered.connect(self.open_about)
         help_menu.addAction(about)
+
+    def open_about(self) -> QDialog:
+        from app.about_dialog import AboutDialog
+
+        dialog = AboutDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()

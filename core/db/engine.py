@@ -4,6 +4,10 @@ Why two engines on one file: the job runner writes metrics while the GUI reads t
 readers never block, but a deferred transaction that later writes can fail with SQLITE_BUSY without
 waiting. So every write goes through :meth:`Store.write`, which starts with ``BEGIN IMMEDIATE`` and
 therefore queues on the busy timeout instead of failing, and reads use plain deferred transactions.
+
+Opening checks the file first when it may be damaged (:mod:`core.db.sessions` says when,
+:mod:`core.db.recovery` what happens then): a damaged store is never used and never silently
+replaced by an empty one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import paths
+from core.db import sessions
+from core.db.recovery import (
+    DataStoreRecovered,
+    RecoveryReport,
+    is_corruption,
+    move_aside,
+    quick_check,
+    rebuild_from_run_dirs,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -60,6 +73,8 @@ class Store:
         self.read_engine = _make_engine(self.db_file, "BEGIN")
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.recovery: RecoveryReport | None = None  # set when this store was rebuilt on opening
+        self._marker: sessions.OpenMarker | None = None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -103,24 +118,80 @@ class Store:
     def dispose(self) -> None:
         self.write_engine.dispose()
         self.read_engine.dispose()
+        if self._marker is not None:
+            self._marker.remove()  # closed cleanly: no check at the next start
+            self._marker = None
 
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
 
 
-def open_store(db_file: Path | None = None) -> Store:
-    """Open (once per process and file), migrate it and add its default rows."""
+def open_store(db_file: Path | None = None, *, accept_recovery: bool = False) -> Store:
+    """Open (once per process and file), check when needed, migrate it and add its default rows.
+
+    A damaged file is moved aside and rebuilt from the run folders (:mod:`core.db.recovery`). The
+    caller must tell the user: unless ``accept_recovery`` (the caller then shows ``store.recovery``),
+    that first open raises :class:`DataStoreRecovered` with the report; the rebuilt store is kept
+    for the next call. Raises :class:`~core.db.sessions.DataStoreError` when the file is damaged but
+    another process still has it open (it is not moved then).
+    """
     target = Path(db_file) if db_file else paths.db_path()
     target = target.resolve()
     with _stores_lock:
         store = _stores.get(target)
         if store is None:
-            store = Store(target)
-            store.migrate()
-            store.ensure_defaults()
+            store = _open_checked(target)
             _stores[target] = store
+            if store.recovery is not None and not accept_recovery:
+                raise DataStoreRecovered(store.recovery)
         return store
+
+
+def _open_checked(target: Path) -> Store:
+    """Under the opening guard: check after an unclean shutdown, repair if damaged, register this process."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with sessions.opening_guard(target):
+        marker = sessions.OpenMarker(target)
+        others = sessions.other_sessions(target, marker.me)
+        problem = quick_check(target) if others.unclean else None
+        store = None if problem else _try_open(target)
+        if store is None:
+            store = _recover(target, problem or quick_check(target) or "SQLite reports it as damaged", others)
+        sessions.forget(others.dead)
+        marker.write()
+        store._marker = marker
+        return store
+
+
+def _try_open(target: Path) -> Store | None:
+    """The migrated store; None when SQLite says the file is damaged (other errors propagate)."""
+    store = Store(target)
+    try:
+        store.migrate()
+        store.ensure_defaults()
+    except Exception as exc:
+        store.dispose()
+        if is_corruption(exc):
+            return None
+        raise
+    return store
+
+
+def _recover(target: Path, problem: str, others: sessions.OtherSessions) -> Store:
+    if others.live:
+        users = "; ".join(holder.describe() for holder in others.live)
+        raise sessions.DataStoreError(
+            f"The database {target} is damaged ({problem}), and {users} still has it open. Close it, then start "
+            "again: the damaged file will be moved aside and rebuilt from the run folders."
+        )
+    report = RecoveryReport(target, problem, move_aside(target), paths.runs_dir())
+    store = Store(target)
+    store.migrate()
+    store.ensure_defaults()
+    rebuild_from_run_dirs(store, report.runs_dir, report)
+    store.recovery = report
+    return store
 
 
 def close_all_stores() -> None:

@@ -21,7 +21,8 @@ from core import paths
 from core.config import JobConfig, config_from_dict
 from core.db.engine import Store
 from core.db.models import Checkpoint, Project, TrainingJob, TrainingMetric, User, utcnow
-from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState
+from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState, series
+from core.platform import process_alive
 from core.rundir import CheckpointKind, RunDir
 
 
@@ -113,7 +114,12 @@ def next_queued_job(store: Store) -> int | None:
 
 
 def claim_job(store: Store, job_id: int) -> bool:
-    """Atomically move a queued job to running for this process. False if someone else took it."""
+    """Atomically move a queued job to running for this process. False if someone else took it.
+
+    One conditional UPDATE (``WHERE status = 'queued'``) in a ``BEGIN IMMEDIATE`` transaction: SQLite
+    lets one writer at a time in, so of two queues or CLIs that both saw the job queued, the second
+    updates no row. Nothing else may read-then-write a job's status to start it.
+    """
     me = psutil.Process(os.getpid())
     with store.write() as session:
         result = session.execute(
@@ -208,6 +214,8 @@ def checkpoints(store: Store, job_id: int) -> list[Checkpoint]:
 
 
 def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[TrainingMetric]:
+    """Rows of ``training_metrics``; step records (``core.jobs.series``) come first as detached rows.
+    For scripts and tests: charts and exports read the series through ``core.services.metrics``."""
     with store.read() as session:
         query = select(TrainingMetric).where(TrainingMetric.job_id == job_id)
         if kind:
@@ -215,7 +223,10 @@ def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[Trai
         rows = list(session.scalars(query.order_by(TrainingMetric.id)))
         for row in rows:
             session.expunge(row)
-        return rows
+        steps = [] if kind == "epoch" else [
+            TrainingMetric(job_id=job_id, epoch=r.epoch, step=r.step, kind="step", extra_metrics=json.dumps(r.values))
+            for r in series.iter_records(session.connection(), job_id)]
+        return steps + rows
 
 
 def metric_values(row: TrainingMetric) -> dict[str, float]:
@@ -228,22 +239,17 @@ def drop_metrics_from_epoch(store: Store, job_id: int, epoch: int) -> None:
     """Resuming re-runs ``epoch``: its partial rows go so no epoch appears twice."""
     with store.write() as session:
         session.execute(delete(TrainingMetric).where(TrainingMetric.job_id == job_id, TrainingMetric.epoch >= epoch))
+        series.drop_from_epoch(session.connection(), job_id, epoch)
 
 
 def metric_count(store: Store, job_id: int) -> int:
     with store.read() as session:
-        return int(session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.job_id == job_id)) or 0)
+        rows = int(session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.job_id == job_id)) or 0)
+        return rows + series.extent(session.connection(), job_id).records
 
 
 def _runner_alive(pid: int | None, started: float | None) -> bool:
-    if not pid:
-        return False
-    try:
-        process = psutil.Process(pid)
-        # A recycled PID has a different start time.
-        return started is None or abs(process.create_time() - started) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return process_alive(pid, started)  # a recycled PID has a different start time
 
 
 def is_job_worker(pid: int | None, run_dir: str | None) -> bool:

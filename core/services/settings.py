@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.services import ServiceError, Store
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.platform import FileLock
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -21,14 +24,77 @@ MAX_CONCURRENT_JOBS = (1, 16)
 
 
 # -- the store ------------------------------------------------------------------------------------
-def open_data_store(db_file: Path | None = None) -> Store:
-    """Open (migrating on first use) the data folder's database and end jobs a dead runner left running."""
+def open_data_store(db_file: Path | None = None, *, accept_recovery: bool = False) -> Store:
+    """Open (migrating on first use) the data folder's database and end jobs a dead runner left running.
+
+    A damaged database is moved aside and rebuilt (``core.db.recovery``): with ``accept_recovery``
+    the caller shows ``store.recovery.message()``; without, the first open raises
+    ``core.db.sessions.DataStoreError`` carrying that report (the CLI prints it and exits 2).
+    """
     from core.db.engine import open_store
     from core.jobs.store import reconcile_orphaned_jobs
 
-    store = open_store(db_file)
+    store = open_store(db_file, accept_recovery=accept_recovery)
     reconcile_orphaned_jobs(store)
     return store
+
+
+def recovery_message(store: Store) -> str | None:
+    """What the opening repair did to this store (None when it was not damaged)."""
+    return store.recovery.message() if store.recovery is not None else None
+
+
+def claim_data_folder(db_file: Path | None = None) -> FileLock:
+    """The desktop app's lock on its data folder, held until the app ends (``release()`` to end sooner).
+
+    Raises ServiceError naming the other app (pid, command line) when one already has this folder.
+    """
+    from core import paths
+    from core.db.sessions import AppAlreadyRunning, acquire_app_lock
+
+    try:
+        return acquire_app_lock(Path(db_file) if db_file else paths.db_path())
+    except AppAlreadyRunning as exc:
+        raise ServiceError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class LeftoverWork:
+    """What start-up finished for an earlier run of the app: MLflow runs ended, uploads retried."""
+
+    ended_runs: dict[int, str]  # job id -> the MLflow status its run ended with
+    uploaded: int = 0
+    upload_failures: int = 0
+    uploads_skipped: str | None = None  # why the pending uploads could not be tried now
+
+    def summary(self) -> str:
+        parts = []
+        if self.ended_runs:
+            parts.append(f"ended {len(self.ended_runs)} MLflow run(s) left open by an earlier session")
+        if self.uploaded or self.upload_failures:
+            parts.append(f"uploaded {self.uploaded} pending checkpoint(s)"
+                         + (f", {self.upload_failures} failed (retried later)" if self.upload_failures else ""))
+        elif self.uploads_skipped:
+            parts.append(f"pending uploads wait: {self.uploads_skipped}")
+        return ("Start-up: " + "; ".join(parts) + ".") if parts else ""
+
+
+def finish_leftover_work(store: Store, *, uploads: bool = True) -> LeftoverWork:
+    """End MLflow runs a killed app left RUNNING and, with ``uploads``, send the uploads an earlier run
+    left pending (those due now; a given-up row waits for `sync retry`). Never raises for a tracking or
+    transfer problem: start-up goes on, and the next start tries again.
+
+    The desktop app runs it in the background once its window is up; the CLI runs it without uploads
+    (a `train` uploads through its own sync listener, a `jobs` listing should not wait for a bucket).
+    """
+    from core.services.sync import pending_uploads, sync_now
+    from core.tracking import terminate_orphaned_runs
+
+    ended = terminate_orphaned_runs(store)
+    if not uploads or not pending_uploads(store):
+        return LeftoverWork(ended)
+    result = sync_now(store, load_settings(store), retry=False)
+    return LeftoverWork(ended, result.uploaded, result.failed, result.disabled_reason or result.stopped_early)
 
 
 def close_data_stores() -> None:
