@@ -204,6 +204,8 @@ class TrainingAdapter(ABC):
             raise AdapterError(disk_full_message(where)) from exc
 
     def _fit(self) -> TrainResult:
+        for stale in self.files.sweep_temp_files():  # a worker killed mid checkpoint write left it
+            self.reporter.log(f"removed {stale.name}, left by an interrupted checkpoint write")
         self.reporter.status("preparing", "Reading the dataset")
         self.prepare_data()
         self.on_dataset_ready()

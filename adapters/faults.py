@@ -87,8 +87,18 @@ def after_batch(batch_index: int, stop_requested: Callable[[], bool] | None = No
 
 
 def disk_write(point: str, path: Path) -> None:
-    """Raise ENOSPC at a worker's write ``point`` when ``enospc_at`` names it (see the module doc)."""
+    """At a worker's write ``point`` (the data is in the temp file, not yet synced or renamed): raise
+    ENOSPC when ``enospc_at`` names it; ``exit_in_checkpoint_write=N`` kills the worker there (no
+    cleanup, the temp file stays) from the Nth checkpoint write on — a kill while a checkpoint is
+    being written."""
     inject_disk_full(point, path, FAULTS)
+    if point == "checkpoint" and "exit_in_checkpoint_write" in FAULTS:
+        _CHECKPOINT_WRITES.append(path.name)
+        if len(_CHECKPOINT_WRITES) >= int(FAULTS["exit_in_checkpoint_write"]):
+            os._exit(137)
+
+
+_CHECKPOINT_WRITES: list[str] = []
 
 
 def flood_stdout(reporter: object) -> None:

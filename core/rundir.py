@@ -117,6 +117,14 @@ class RunDir:
     def checkpoint(self, kind: CheckpointKind) -> Path:
         return self.wdir / CHECKPOINT_FILES[kind]
 
+    def sweep_temp_files(self) -> list[Path]:
+        """Remove the temp files of atomic writes a killed worker left in ``wdir`` (``.NAME.*.tmp``,
+        see ``core.files.atomic_write_bytes``); the files under their final names are untouched."""
+        swept = sorted(self.wdir.glob(".*.tmp")) if self.wdir.is_dir() else []
+        for path in swept:
+            path.unlink(missing_ok=True)
+        return swept
+
     def write_job_info(self, info: JobInfo) -> None:
         self.job_info.write_text(json.dumps(info), encoding="utf-8")
 
