@@ -33,6 +33,7 @@ from typing import Any
 
 from adapters.base import AdapterError, TrainingAdapter
 from core.config import config_from_dict
+from core.exports import is_exported_model
 from core.files import sha256_file
 from core.reporter import NullReporter
 
@@ -49,8 +50,10 @@ class InferenceSession:
         checkpoint = Path(request["checkpoint"])
         if not checkpoint.is_file():
             raise AdapterError(f"checkpoint not found: {checkpoint}")
-        adapter_class = get_adapter_class(framework)
         trusted = _trusted(checkpoint, request)
+        if is_exported_model(checkpoint):  # ONNX / TorchScript: framework and task come from its model card
+            return self._load_exported(checkpoint, request, trusted)
+        adapter_class = get_adapter_class(framework)
         task = request.get("task")
         if not task:
             # A YOLO checkpoint knows its task (detect/segment/pose/classify); timm is always classify.
@@ -66,6 +69,25 @@ class InferenceSession:
         adapter.load_checkpoint(checkpoint, trusted=trusted)
         self.adapter = adapter
         return {"task": config.task, "class_names": list(getattr(adapter, "class_names", []) or []),
+                "load_ms": (time.perf_counter() - started) * 1000}
+
+    def _load_exported(self, exported: Path, request: dict[str, Any], trusted: bool) -> dict[str, Any]:
+        """An exported model behind its framework's adapter (same pre/post-processing; adapters.export_runtime)."""
+        from adapters.export_runtime import load_exported
+        from adapters.registry import get_adapter_class
+        from core.exports import read_card
+
+        try:
+            card = read_card(exported)
+        except ValueError as exc:
+            raise AdapterError(str(exc)) from None
+        config = config_from_dict({"dataset": str(exported.parent), "framework": card["framework"],
+                                   "task": card["task"], "device": "cpu"}, source="inference")
+        started = time.perf_counter()
+        adapter = get_adapter_class(card["framework"])(config, self.work_dir, _SilentReporter())
+        load_exported(adapter, exported, trusted=trusted)
+        self.adapter = adapter
+        return {"task": card["task"], "class_names": list(card["class_names"]),
                 "load_ms": (time.perf_counter() - started) * 1000}
 
     def predict(self, request: dict[str, Any]) -> dict[str, Any]:

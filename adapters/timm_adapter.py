@@ -16,10 +16,11 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from adapters import faults
 from adapters.base import AdapterError, TrainingAdapter, TrainResult, atomic_write_bytes
+from core.config import ALL_CONFIG_KEYS
 from core.contracts import ClassifyValItem, InferenceResult, inference_result
 
 CHECKPOINT_FORMAT = 1
@@ -66,8 +67,24 @@ def _decode_resized(path: Path, size: int) -> Any:
 class TimmAdapter(TrainingAdapter):
     framework = "timm"
     tasks = ("classify",)
+    default_models: ClassVar[dict[str, str]] = {"classify": "resnet18"}
+    # Decoding runs in its own threads (no DataLoader workers) and no model option is passed on.
+    honoured_keys: ClassVar[frozenset[str]] = frozenset(ALL_CONFIG_KEYS) - {"workers", "framework_args"}
+    checkpoint_patterns: ClassVar[tuple[str, ...]] = ("*.pt", "*.pth", "*.pth.tar", "*.safetensors", "*.bin")
+    inference_output: ClassVar[dict[str, tuple[str, ...]]] = {"classify": ("top_k",)}
 
     # ------------------------------------------------------------------ registry information
+    @classmethod
+    def warm_up(cls) -> None:
+        """What a standby worker imports before its job is known (``core.jobs.spawn``): everything
+        training needs before its first step, so none of it is left for after the handover."""
+        import numpy  # noqa: F401
+        import PIL.Image  # noqa: F401
+
+        import core.datasets  # noqa: F401
+
+        _timm()
+
     @classmethod
     def all_models(cls) -> list[str]:
         return list(_timm().list_models())
@@ -145,6 +162,8 @@ class TimmAdapter(TrainingAdapter):
                     self.reporter.warning(problem, path=str(items[position][0]))
         if not bool(keep.any()):
             raise AdapterError("none of the images could be decoded")
+        if bool(keep.all()):  # the usual case: no copy of the whole decoded set (twice its memory, for a moment)
+            return images, labels, [path for path, _label in items]
         kept_paths = [path for (path, _label), ok in zip(items, keep.tolist(), strict=True) if ok]
         return images[keep], labels[keep], kept_paths
 

@@ -30,7 +30,7 @@ from typing import IO, Any, NoReturn
 
 from core.config import ConfigError, load_config
 from core.events import EventWriter
-from core.jobs.spawn import EARLY_LOG_FLAG, STANDBY_FLAG, WARM_CONFIG_FLAG, read_handover
+from core.jobs.spawn import EARLY_LOG_FLAG, STANDBY_FLAG, WARM_CONFIG_FLAG, read_request
 from core.launch import apply_offline_env
 from core.reporter import JsonLinesReporter
 from core.rundir import RunDir
@@ -148,20 +148,33 @@ def _move_output_to(log_file: Path, early_log: Path) -> None:
         early_log.unlink(missing_ok=True)
 
 
+def _describe(request: dict[str, Any]) -> dict[str, Any]:
+    """The ``models`` helper's answer to a standby's describe request, or why there is none."""
+    from adapters.registry import get_adapter_class
+
+    try:
+        adapter_class = get_adapter_class(str(request["describe"]))
+        return {"describe": adapter_class.describe(request.get("pattern"), pretrained_pattern=request.get("pretrained"))}
+    except Exception as exc:
+        return {"describe_error": f"{type(exc).__name__}: {exc}"}
+
+
 def run_standby(early_log: Path, warm_config: Path | None) -> int:
-    """A worker started before its job exists (``core.jobs.spawn.StandbyWorker``): warm up, then train
-    the run dir named on stdin. EOF instead: not needed after all."""
+    """A worker started before its job exists (``core.jobs.spawn.StandbyWorker``): warm up, answer
+    describe requests, then train the run dir it is handed. EOF instead: not needed after all."""
     event_stream = _take_stdout_for_events()
     _start_parent_watchdog()
     _warm_up(warm_config)
-    line = sys.stdin.readline()
-    if not line.strip():
-        return 0
-    run_dir, resume = read_handover(line)
-    run_dir = run_dir.resolve()
-    _move_output_to(RunDir(run_dir).log, early_log)
-    os.chdir(run_dir)  # as a plain worker's: the run dir is where relative outputs land
-    return run_worker(run_dir, resume, event_stream)
+    for line in sys.stdin:
+        request = read_request(line)
+        if "run_dir" not in request:
+            event_stream.write(json.dumps(_describe(request)) + "\n")
+            continue
+        run_dir = Path(request["run_dir"]).resolve()
+        _move_output_to(RunDir(run_dir).log, early_log)
+        os.chdir(run_dir)  # as a plain worker's: the run dir is where relative outputs land
+        return run_worker(run_dir, bool(request.get("resume")), event_stream)
+    return 0
 
 
 def list_models_command(framework: str | None, pattern: str | None, pretrained_pattern: str | None = None) -> int:

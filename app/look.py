@@ -5,9 +5,9 @@ from __future__ import annotations
 import colorsys
 import functools
 
-from PySide6.QtGui import QColor, QIcon
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QIcon
 
-from core.resources import resource_path
+from core.resources import HANGUL_FONT, resource_path
 
 ORG_NAME = "VisionPlatform"
 APP_NAME = "Vision Platform"
@@ -24,6 +24,24 @@ STATUS_COLOURS = {
 }
 ERROR_COLOUR = "#c0392b"
 WARNING_COLOUR = "#d68910"
+
+
+# Families Qt falls back from when a glyph is missing; the bundled Hangul font is substituted into
+# each, so Korean names render on machines without a CJK font.
+FALLBACK_FAMILIES = ("Sans Serif", "sans-serif", "Helvetica", "Arial", "DejaVu Sans", "Segoe UI", ".AppleSystemUIFont")
+
+
+def register_bundled_fonts(default_family: str) -> str | None:
+    """Register ``resources/fonts`` with Qt (source and frozen) and make the Hangul font a fallback of
+    the app's default family; returns the registered family (None if the file is missing or unreadable)."""
+    font_id = QFontDatabase.addApplicationFont(str(resource_path(*HANGUL_FONT)))
+    families = QFontDatabase.applicationFontFamilies(font_id) if font_id >= 0 else []
+    if not families:
+        return None
+    for family in dict.fromkeys((default_family, *FALLBACK_FAMILIES)):
+        if families[0] not in QFont.substitutes(family):
+            QFont.insertSubstitution(family, families[0])
+    return families[0]
 
 
 @functools.cache

@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,19 +109,46 @@ def engine_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str
     ]
 
 
-def _train_wall(job: Path, home: Path, *, tracking: bool, sync: bool, extra_env: dict[str, str] | None = None) -> float:
+_COMPLETED_LINE = re.compile(r"^job (\d+) (completed|failed|cancelled)\b")
+_FINISHING_LINE = re.compile(r"done in ([0-9.]+) s")
+
+
+def _train_timed(job: Path, home: Path, *, tracking: bool, sync: bool, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One `vision-platform train` in a fresh process, timed at two points: the "job N completed"
+    line (with the job row's status read from SQLite at that moment) and the process's exit, after
+    MLflow's last writes and the checkpoint uploads ("finishing …  done in X s", also returned)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), VP_HOME=str(home), **(extra_env or {}))
     subprocess.run([sys.executable, "-c", "from core.db.engine import open_store; from core.settings import Settings;"
                     f"s=open_store(); c=Settings.load(s); c.tracking_enabled={tracking}; c.sync_enabled={sync}; c.save(s)"],
                    env=env, check=True, cwd=ROOT)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vision_platform", "train", str(job)], env=env, capture_output=True, text=True,
-                   check=True, cwd=ROOT)
-    return time.perf_counter() - started
+    process = subprocess.Popen([sys.executable, "-m", "vision_platform", "train", str(job)], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    result: dict[str, Any] = {}
+    for line in process.stdout:
+        match = _COMPLETED_LINE.match(line)
+        if match and "completed" not in result:
+            result["completed"] = time.perf_counter() - started
+            with sqlite3.connect(home / "vision_platform.db") as db:
+                row = db.execute("SELECT status FROM training_jobs WHERE id = ?", (int(match.group(1)),)).fetchone()
+            result["db_status"] = row[0] if row else None
+        finishing = _FINISHING_LINE.search(line)
+        if finishing:
+            result["finishing_reported"] = float(finishing.group(1))
+    stderr = process.stderr.read() if process.stderr else ""
+    if process.wait() != 0 or "completed" not in result:
+        raise RuntimeError(f"train failed (exit {process.returncode}): {stderr[-3000:]}")
+    result["exit"] = time.perf_counter() - started
+    return result
 
 
-def tracking_and_sync_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str, str, str]]:
-    """Issue 5: the same job with MLflow tracking + R2/S3 sync on (local SeaweedFS) vs both off."""
+def tracking_and_sync_overhead(images: int, epochs: int, work: Path, attempts: int = 3) -> list[tuple[str, str, str, str]]:
+    """Issue 5/11: the same job with MLflow tracking + R2/S3 sync on (local SeaweedFS) vs both off.
+
+    What tracking adds before the job reads "completed" (target ≤ 2 %) is reported apart from the
+    time after it: MLflow's last writes and the checkpoint uploads, which are upload time, not job time.
+    """
     from tests.fixtures.s3server import SeaweedFS
     from tests.helpers.datasets_gen import make_imagefolder
 
@@ -134,19 +164,33 @@ def tracking_and_sync_overhead(images: int, epochs: int, work: Path) -> list[tup
                   "AWS_SECRET_ACCESS_KEY": server.secret_key, "R2_BUCKET": server.bucket}
         off, on = [], []
         # Same data dir across attempts: MLflow creates its database once per install, not per job.
-        for _attempt in range(3):
-            off.append(_train_wall(job, work / "off", tracking=False, sync=False))
-            on.append(_train_wall(job, work / "on", tracking=True, sync=True, extra_env=s3_env))
+        for _attempt in range(attempts):  # alternate, to spread machine noise over both
+            off.append(_train_timed(job, work / "off", tracking=False, sync=False))
+            on.append(_train_timed(job, work / "on", tracking=True, sync=True, extra_env=s3_env))
         listing = server.client().list_objects_v2(Bucket=server.bucket, Prefix="checkpoints/")
         uploaded = [o["Key"] for o in listing.get("Contents", [])]
     finally:
         server.stop()
-    ratio = min(on) / min(off)
+    statuses = sorted({str(r["db_status"]) for r in off + on})
+    ratio = statistics.median(r["completed"] for r in on) / statistics.median(r["completed"] for r in off)
+    exit_ratio = statistics.median(r["exit"] for r in on) / statistics.median(r["exit"] for r in off)
+    after = [r["exit"] - r["completed"] for r in on]
     return [
-        ("train, tracking + sync off (wall)", f"{min(off):.2f} s", "baseline", ""),
-        ("train, MLflow + upload to SeaweedFS on (wall)", f"{min(on):.2f} s", f"{len(uploaded)} objects uploaded", ""),
-        ("ratio on / off", f"{ratio:.3f}", "≤ 1.02", "PASS" if ratio <= 1.02 else "FAIL"),
+        ("train, tracking + sync off: start → \"completed\"", _spread([r["completed"] for r in off]), "baseline", ""),
+        ("train, MLflow + upload on: start → \"completed\"", _spread([r["completed"] for r in on]),
+         f"DB status then: {', '.join(statuses)}", ""),
+        ("ratio on / off, start → \"completed\" (medians)", f"{ratio:.3f}", "≤ 1.02", "PASS" if ratio <= 1.02 else "FAIL"),
+        ("on: \"completed\" → exit (MLflow flush + uploads)", _spread(after), f"{len(uploaded)} objects uploaded", ""),
+        ("on: upload + flush time the CLI reports", _spread([r.get("finishing_reported", float("nan")) for r in on]),
+         "upload time", ""),
+        ("off: \"completed\" → exit", _spread([r["exit"] - r["completed"] for r in off]), "", ""),
+        ("ratio on / off, whole process (medians)", f"{exit_ratio:.3f}", "for scale", ""),
     ]
+
+
+def _spread(values: list[float]) -> str:
+    """Median [min–max] of repeated runs (the machine may be shared: one run proves little)."""
+    return f"{statistics.median(values):.2f} s [{min(values):.2f}–{max(values):.2f}]"
 
 
 def reporter_host_cost(n: int = 20000) -> list[tuple[str, str, str, str]]:
@@ -173,7 +217,8 @@ def metric_persistence(rows: int, work: Path) -> list[tuple[str, str, str, str]]
     from core.config import config_from_dict
     from core.db.engine import Store
     from core.jobs import store as job_store
-    from core.jobs.runner import FLUSH_MAX_EVENTS, _EventBatch
+    from core.jobs.runner import FLUSH_MAX_EVENTS, _Persistence
+    from core.jobs.spool import EventSpool
 
     os.environ["VP_HOME"] = str(work / "persist_home")
     store = Store(work / "persist.db")
@@ -182,11 +227,13 @@ def metric_persistence(rows: int, work: Path) -> list[tuple[str, str, str, str]]
     job_id = job_store.create_job(store, config_from_dict({"dataset": str(work)}))
     events = [{"type": "metrics", "kind": "step", "epoch": 1 + i // 1000, "step": i,
                "values": {"train/loss": 0.5, "lr": 0.001, "train/box_loss": 0.1}} for i in range(rows)]
-    batcher = _EventBatch(job_id)
+    # The runner's own write path: batches through the spool (empty here, as when SQLite is writable).
+    persistence = _Persistence(store, job_id, EventSpool(work / "persist_run"), {})
     started = time.perf_counter()
     for start in range(0, rows, FLUSH_MAX_EVENTS):
-        batcher.persist(store, events[start : start + FLUSH_MAX_EVENTS])
+        persistence.write(events[start : start + FLUSH_MAX_EVENTS])
     ours = rows / (time.perf_counter() - started)
+    assert not persistence.spool.events, "every batch was written"
 
     # Raw baseline: the same schema (a fresh copy of the app's DB: same table, index and foreign key),
     # rows already encoded, plain sqlite3 executemany in the same batch size.
@@ -236,17 +283,20 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--only-tracking", action="store_true", help="run only the tracking + sync comparison")
+    parser.add_argument("--attempts", type=int, default=3, help="runs of each side in the tracking comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vp-bench-engine-") as tmp:
         work = Path(tmp)
         if args.only_tracking:
-            print_table("Tracking + sync overhead, CPU (issue 5)", tracking_and_sync_overhead(args.images, args.epochs, work))
+            print_table("Tracking + sync overhead, CPU (issue 5)",
+                        tracking_and_sync_overhead(args.images, args.epochs, work, args.attempts))
             return 0
         print_table("Metric persistence (issue 2)", metric_persistence(args.rows, work))
         print_table("Reporter host cost (issue 2)", reporter_host_cost())
         if not args.skip_training:
             print_table("Engine overhead, CPU (issue 2)", engine_overhead(args.images, args.epochs, work))
-            print_table("Tracking + sync overhead, CPU (issue 5)", tracking_and_sync_overhead(args.images, args.epochs, work))
+            print_table("Tracking + sync overhead, CPU (issue 5)",
+                        tracking_and_sync_overhead(args.images, args.epochs, work, args.attempts))
     return 0
 
 

@@ -78,10 +78,40 @@ def stamp(owner, name, label):
         return result
     setattr(owner, name, wrapped)
 
+# Stamps are installed when a module is first imported, not by importing it here: the CLI imports
+# what it needs lazily (and starts its worker first), and the driver may not change that order.
+import importlib.abc, importlib.util
+_after_import = {}
+
+def when_imported(name, patch):
+    if name in sys.modules:
+        patch(sys.modules[name])
+    else:
+        _after_import.setdefault(name, []).append(patch)
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name not in _after_import:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        patches, exec_module = _after_import.pop(name), spec.loader.exec_module
+        def exec_and_patch(module):
+            exec_module(module)
+            for patch in patches:
+                patch(module)
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+sys.meta_path.insert(0, _PostImportFinder())
+
 def install_runner_stamps():
     import subprocess
-    from core.jobs import runner as runner_module
-    from core.jobs import store as job_store
     original_popen = subprocess.Popen
     class StampedPopen(original_popen):
         def __init__(self, *args, **kwargs):
@@ -90,12 +120,26 @@ def install_runner_stamps():
             super().__init__(*args, **kwargs)
             if "worker" in args[0]:
                 marks.setdefault("worker process created", time.time())  # fork + exec returned
-    runner_module.subprocess.Popen = StampedPopen
-    original_run = runner_module.JobRunner.run
-    def run(self, job_id, **kwargs):
-        marks.setdefault("runner start", time.time())
-        return original_run(self, job_id, **kwargs)
-    runner_module.JobRunner.run = run
+    subprocess.Popen = StampedPopen
+
+    def patch_spawn(spawn):  # a standby worker (started before the job exists) is handed its run dir
+        original_hand_over = spawn.StandbyWorker.hand_over
+        def hand_over(self, *args, **kwargs):
+            process = original_hand_over(self, *args, **kwargs)
+            if process is not None:
+                marks.setdefault("run dir handed to the standby worker", time.time())
+            return process
+        spawn.StandbyWorker.hand_over = hand_over
+
+    def patch_runner(runner_module):
+        original_run = runner_module.JobRunner.run
+        def run(self, job_id, **kwargs):
+            marks.setdefault("runner start", time.time())
+            return original_run(self, job_id, **kwargs)
+        runner_module.JobRunner.run = run
+
+    when_imported("core.jobs.spawn", patch_spawn)  # absent in older checkouts: never called there
+    when_imported("core.jobs.runner", patch_runner)
 
 def record(job_id, event):
     from core.jobs import store as job_store
@@ -118,16 +162,19 @@ def record(job_id, event):
 '''
 
 CLI_DRIVER = _DRIVER_COMMON + r'''
+install_runner_stamps()
+if sys.argv[2:] == ["no-standby"]:  # the same tree with a plain worker started when the job is ready
+    when_imported("core.jobs.spawn", lambda spawn: setattr(spawn.StandbyWorker, "start", classmethod(lambda cls, *a: None)))
 from core import cli
 marks["CLI imports"] = time.time()
-import core.jobs.preflight as preflight_module
-import core.services.jobs as job_service
 stamp(cli, "build_parser", "arguments parsed")
-stamp(cli, "load_config", "config loaded")
-stamp(preflight_module, "preflight", "preflight done")
+if hasattr(cli, "load_config"):  # older checkouts import it at the top
+    stamp(cli, "load_config", "config loaded")
+else:
+    when_imported("core.config", lambda module: stamp(module, "load_config", "config loaded"))
+when_imported("core.jobs.preflight", lambda module: stamp(module, "preflight", "preflight done"))
 stamp(cli, "_store", "store open + reconciled")
-stamp(job_service, "queue_job", "job queued")
-install_runner_stamps()
+when_imported("core.services.jobs", lambda module: stamp(module, "queue_job", "job queued"))
 printer_call = cli._ProgressPrinter.__call__
 def printer(self, job_id, event):
     record(job_id, event)
@@ -154,9 +201,16 @@ def on_event(job_id, event):
         ended.set()
 queue = JobQueue(store, on_event=on_event)
 queue.start()
+catalog = None
+try:  # the app lists the frameworks' models through its helper long before anyone clicks
+    from core.frameworks import listed_framework
+    catalog = {config.framework: listed_framework(config.framework)}
+except ImportError:  # an older checkout: no model check in preflight
+    pass
 time.sleep(1.0)  # the GUI's queue runs long before anyone clicks
 marks = {"click": time.time()}
-problems = preflight(config)  # the Queue button's checks (app/pages/train_page.py runs the same)
+# The Queue button's checks (app/pages/train_page.py runs the same, with the helper's catalog).
+problems = preflight(config, catalog=catalog) if catalog is not None else preflight(config)
 marks["preflight done"] = time.time()
 job_id = queue_job(store, config)
 marks["job queued"] = time.time()
@@ -176,6 +230,7 @@ CLI_PHASES = [
     ("store open + reconcile", "store open + reconciled"),
     ("queue job (DB row)", "job queued"),
     ("runner set-up (listeners, claim, run dir)", "runner ready to spawn"),
+    ("runner set-up, run dir handed to the standby worker", "run dir handed to the standby worker"),
 ]
 QUEUE_PHASES = [
     ("preflight (dataset check, disk)", "preflight done"),
@@ -185,9 +240,9 @@ QUEUE_PHASES = [
 ]
 WORKER_PHASES = [
     ("worker spawn (Popen: fork + exec)", "worker process created"),
-    ("worker interpreter + imports + config → hello", "worker hello (imports + config)"),
+    ("worker: interpreter, imports (a standby: torch + timm too), run dir → hello", "worker hello (imports + config)"),
     ("adapter import + set-up", "adapter ready"),
-    ("dataset read + decode (incl. torch import)", "dataset read + decoded"),
+    ("dataset read + decode (a plain worker: + torch import)", "dataset read + decoded"),
     ("model build", "model built"),
     ("first training step", "first step"),
 ]
@@ -209,15 +264,21 @@ def _run_driver(code: str, args: list[str], env: dict[str, str]) -> dict[str, fl
     if not lines:
         raise RuntimeError(f"driver failed (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     marks = json.loads(lines[-1].removeprefix("MARKS "))
+    if "first step" not in marks:
+        raise RuntimeError(f"no first step (exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     origin = marks.pop("click", started)
     return {label: stamp - origin for label, stamp in marks.items()}
 
 
-def _phase_rows(runs: list[dict[str, float]], phases: list[tuple[str, str]], first: str | None = None) -> list[tuple[str, str, str, str]]:
-    """One row per phase: median duration [min–max] over runs, and the median time the phase ends at."""
+def _phase_rows(runs: list[dict[str, float]], phases: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    """One row per phase, in the order the phases end (a standby worker starts before the CLI's own
+    work, so the order differs between checkouts): median time since the previous mark [min–max]
+    over runs, and the median time the phase ends at. Phases a checkout does not have are left out."""
+    present = [(name, label) for name, label in phases if all(label in run for run in runs)]
+    present.sort(key=lambda phase: statistics.median(run[phase[1]] for run in runs))
     rows = []
-    previous = first
-    for name, label in phases:
+    previous: str | None = None
+    for name, label in present:
         durations = [run[label] - (run[previous] if previous else 0.0) for run in runs]
         ends = [run[label] for run in runs]
         rows.append((f"  {name}", _spread(durations), f"ends at {statistics.median(ends):.2f} s", ""))
@@ -240,15 +301,20 @@ def job_start(images: int, repeat: int, work: Path, before: Path | None = None) 
                                "image_size": 64, "learning_rate": 0.003, "seed": 0}))
     bare_cfg = json.dumps({"dataset": str(data), "model": "test_resnet", "batch": 32, "size": 64, "lr": 0.003, "seed": 0})
     env = dict(os.environ, PYTHONPATH=str(ROOT), VP_HOME=str(work / "home"), OMP_NUM_THREADS=str(os.cpu_count()))
-    subprocess.run([sys.executable, "-c", "from core.db.engine import open_store; from core.settings import Settings;"
-                    "s=open_store(); c=Settings.load(s); c.tracking_enabled=False; c.sync_enabled=False; c.save(s)"],
-                   env=env, check=True, cwd=ROOT)
-    bare, cli, gui, old = [], [], [], []
+    # The other checkout gets its own data dir: its migrations may be older than this one's.
+    old_env = dict(env, PYTHONPATH=str(before), VP_HOME=str(work / "home_before")) if before is not None else None
+    for settings_env in (env, old_env):
+        if settings_env is not None:
+            subprocess.run([sys.executable, "-c", "from core.db.engine import open_store; from core.settings import Settings;"
+                            "s=open_store(); c=Settings.load(s); c.tracking_enabled=False; c.sync_enabled=False; c.save(s)"],
+                           env=settings_env, check=True, cwd=settings_env["PYTHONPATH"])
+    bare, cli, gui, old, plain = [], [], [], [], []
     for _ in range(repeat):  # alternate, to spread machine noise over all of them
         bare.append(_run_driver(BARE_FIRST_STEP, [bare_cfg], env))
         cli.append(_run_driver(CLI_DRIVER, [str(job)], env))
-        if before is not None:
-            old.append(_run_driver(CLI_DRIVER, [str(job)], dict(env, PYTHONPATH=str(before))))
+        plain.append(_run_driver(CLI_DRIVER, [str(job), "no-standby"], env))
+        if old_env is not None:
+            old.append(_run_driver(CLI_DRIVER, [str(job)], old_env))
         gui.append(_run_driver(QUEUE_DRIVER, [str(job)], env))
     if old:
         print_table(f"`vision-platform train` before ({before}) vs now, same run", [
@@ -257,6 +323,12 @@ def job_start(images: int, repeat: int, work: Path, before: Path | None = None) 
             ("before: process start → first step", _spread([r["first step"] for r in old]), "", ""),
             ("now: process start → first step", _spread([r["first step"] for r in cli]), "", ""),
         ])
+    print_table("`vision-platform train`: standby worker vs a plain worker started when the job is ready, same run", [
+        ("plain worker: process start → first step", _spread([r["first step"] for r in plain]), "", ""),
+        ("standby worker: process start → first step", _spread([r["first step"] for r in cli]), "", ""),
+        ("plain worker: process start → model built", _spread([r["model built"] for r in plain]), "", ""),
+        ("standby worker: process start → model built", _spread([r["model built"] for r in cli]), "", ""),
+    ])
     bare_total = statistics.median(r["first step"] for r in bare)
     cli_total = statistics.median(r["first step"] for r in cli)
     gui_total = statistics.median(r["first step"] for r in gui)
@@ -270,6 +342,8 @@ def job_start(images: int, repeat: int, work: Path, before: Path | None = None) 
             *_phase_rows(cli, CLI_PHASES + WORKER_PHASES),
             ("  first step seen by the runner (batched flush)", _spread([r["first step seen by the runner"] - r["first step"] for r in cli]),
              "after the step", ""),
+            ("`vision-platform train`, plain worker (no standby)", _spread([r["first step"] for r in plain]), "", ""),
+            *_phase_rows(plain, CLI_PHASES + WORKER_PHASES),
             ("GUI Queue (warm app): click → first step", _spread([r["first step"] for r in gui]),
              f"+{gui_total - bare_total:.2f} s vs bare", ""),
             *_phase_rows(gui, QUEUE_PHASES + WORKER_PHASES),

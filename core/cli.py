@@ -15,22 +15,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import ConfigError, load_config
-from core.db.engine import Store, open_store
 from core.events import describe_event
-from core.jobs import store as job_store
+from core.jobs.spawn import StandbyWorker
 
+# pydantic and SQLAlchemy (~0.3 s) are imported where used: `train` starts its worker before them.
 if TYPE_CHECKING:
+    from core.config import JobConfig
+    from core.db.engine import Store
+    from core.frameworks import Catalog
     from core.jobs.listeners import JobListener
 
 
 def _store() -> Store:
-    store = open_store()
-    job_store.reconcile_orphaned_jobs(store)
-    # MLflow runs a killed runner left RUNNING end as KILLED (imports mlflow only if there are any).
-    from core.tracking import terminate_orphaned_runs
+    # Jobs and MLflow runs a killed runner left running end as interrupted / KILLED (mlflow is
+    # imported only if there are any); the same start-up service as the desktop app's.
+    from core.services.settings import finish_leftover_work, open_data_store
 
-    terminate_orphaned_runs(store)
+    store = open_data_store()
+    finish_leftover_work(store, uploads=False)
     return store
 
 
@@ -80,17 +82,18 @@ def run_job_in_foreground(store: Store, job_id: int) -> str:
     return status
 
 
-def run_and_report(store: Store, job_id: int) -> int:
+def run_and_report(store: Store, job_id: int, standby: StandbyWorker | None = None) -> int:
     """Run the job, print its end ("job N completed") as soon as its state is final, then wait for
     MLflow and checkpoint uploads and say how long they took: upload time is not job time."""
-    status, listeners = _run_with_listeners(store, job_id)
+    status, listeners = _run_with_listeners(store, job_id, standby)
     code = _report_end(store, job_id, status)
     _finish_background_work(listeners, announce=True)
     return code
 
 
-def _run_with_listeners(store: Store, job_id: int) -> tuple[str, list[JobListener]]:
+def _run_with_listeners(store: Store, job_id: int, standby: StandbyWorker | None = None) -> tuple[str, list[JobListener]]:
     """The job's final state, and its listeners (tracking, sync), which may still be working."""
+    from core.jobs import store as job_store
     from core.jobs.queue import default_listeners
     from core.jobs.runner import JobRunner
 
@@ -104,7 +107,7 @@ def _run_with_listeners(store: Store, job_id: int) -> tuple[str, list[JobListene
 
     signal.signal(signal.SIGINT, on_interrupt)
     try:
-        status = runner.run(job_id)
+        status = runner.run(job_id, standby=standby)
     except BaseException:
         _finish_background_work(listeners, announce=False)
         raise
@@ -129,11 +132,13 @@ def _finish_background_work(listeners: list[JobListener], *, announce: bool) -> 
 
 
 def _report_end(store: Store, job_id: int, status: str) -> int:
+    from core.jobs import store as job_store
+
     job = job_store.get_job(store, job_id)
     print(f"job {job_id} {status}", end="")
     if job.best_metric_name and job.best_metric_value is not None:
         print(f" — best {job.best_metric_name} = {job.best_metric_value:.4f}", end="")
-    print()
+    print(flush=True)  # a pipe reader (CI log, a script) learns the end now, not after the uploads
     if status == "failed":
         print(f"error: {job.error_message}", file=sys.stderr)
         if job.error_traceback:
@@ -143,24 +148,70 @@ def _report_end(store: Store, job_id: int, status: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # The worker first: it imports torch and the framework (seconds) while this process reads the
+    # config, checks the dataset and queues the job; then it is handed the job's run dir.
+    standby = StandbyWorker.start(Path(args.config).absolute())
+    try:
+        return _queue_and_run(args.config, standby)
+    finally:
+        if standby is not None:
+            standby.discard()
+
+
+def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
+    from core.config import ConfigError, load_config
+    from core.jobs import store as job_store
     from core.jobs.preflight import preflight
 
     try:
-        config = load_config(args.config)
+        config = load_config(config_file)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    problems = preflight(config)
+    store = _store()
+    _warm_up_tracking(store)
+    problems = preflight(config, catalog=_catalog_from(standby, config))
     for problem in problems:
         print(f"{problem.severity}: {problem.message}", file=sys.stderr)
     if any(p.severity == "error" for p in problems):
         return 2
-    store = _store()
     from core.services.jobs import queue_job
 
     job_id = queue_job(store, config)
     print(f"job {job_id}: {config.display_name()} ({config.framework}/{config.model}), run dir {job_store.get_job(store, job_id).output_dir}")
-    return run_and_report(store, job_id)
+    return run_and_report(store, job_id, standby)
+
+
+def _warm_up_tracking(store: Store) -> None:
+    """When tracking is on, import MLflow and open its store in the background (~2 s of CPU): now,
+    while this process waits for the worker's framework imports, a core is idle; from the job's start
+    on it would compete with the training. The job's MLflow listener then finds both warm."""
+    from core.settings import Settings
+
+    settings = Settings.load(store)
+    if not settings.tracking_enabled:
+        return
+
+    def warm_up() -> None:
+        try:
+            from core.tracking import MlflowTracker
+
+            MlflowTracker(settings=settings).client  # noqa: B018 - creating the client opens the store
+        except Exception as exc:  # the listener reports an unreachable store itself, once
+            logging.getLogger(__name__).debug("MLflow warm-up skipped: %s", exc)
+
+    threading.Thread(target=warm_up, daemon=True, name="mlflow-warm-up").start()
+
+
+def _catalog_from(standby: StandbyWorker | None, config: JobConfig) -> Catalog | None:
+    """The job's framework as preflight judges it, told by the standby worker, which has imported it
+    anyway (the ``models`` helper would import it a second time); None: preflight asks the helper."""
+    import glob
+
+    from core.frameworks import FrameworkInfo
+
+    payload = standby.describe(config.framework, "*", glob.escape(config.model)) if standby is not None else None
+    return {config.framework: FrameworkInfo.from_payload(payload)} if payload is not None else None
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -253,11 +304,20 @@ def _register_groups(sub: Any) -> None:
     register_jobs(sub)
     register_checkpoints(sub)
     register_predict(sub)
+    from core.commands.export import register as register_export
+
+    register_export(sub)
+    from core.commands.weights import register as register_weights
+
+    register_weights(sub)
     from core.commands.projects import register as register_projects
     from core.commands.settings import register as register_settings
 
     register_projects(sub)
     register_settings(sub)
+    from core.commands.selftest import register as register_selftest
+
+    register_selftest(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,5 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     handler = args.handler
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except Exception as exc:
+        # Imported here, not at the top: `train` starts its worker before SQLAlchemy is imported.
+        from core.db.sessions import DataStoreError
+
+        if not isinstance(exc, DataStoreError):
+            raise
+        # A damaged database (moved aside and rebuilt), a busy one: no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return result

@@ -78,6 +78,16 @@ class ChartData:
         self.last_x: dict[str, float] = {"step": -math.inf, "epoch": -math.inf}
         self.dirty: set[SeriesKey] = set()
         self._steps_seen = 0
+        self.cursor: Any = None  # the store's ``metrics.MetricCursor`` after the records held here
+        self.step_range: tuple[float, float] | None = None  # first and last step in the store
+        self.step_records = 0  # step records in the store when loaded (plus those added since)
+
+    def set_series(self, key: SeriesKey, x: np.ndarray, y: np.ndarray) -> None:
+        """Replace a series (a decimated or zoomed read of the store)."""
+        buffer = SeriesBuffer(max(len(x), 16))
+        buffer.extend(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        self.series[key] = buffer
+        self.dirty.add(key)
 
     def add(self, kind: str, epoch: int | None, step: int | None, values: dict[str, Any]) -> bool:
         """Add one metrics record; False when it was already there (same or earlier x)."""
@@ -90,6 +100,8 @@ class ChartData:
         self.last_x[kind] = x
         if kind == "step":
             self._steps_seen += 1
+            self.step_records += 1
+            self.step_range = (self.step_range[0] if self.step_range else x, x)
         for name, value in values.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
@@ -128,13 +140,39 @@ class ChartData:
         return written
 
 
-def load_chart_data(store: Store, job_id: int) -> ChartData:
-    """All metrics of a job from SQLite (worker thread): what makes curves survive an app restart."""
-    from core.services.jobs import metric_records
+def load_chart_data(store: Store, job_id: int, width: int | None = None) -> ChartData:
+    """A job's charts from SQLite (worker thread): what makes curves survive an app restart.
 
+    Step series come decimated for ``width`` pixel columns over the whole run (the service keeps
+    every spike), so opening a 1M-step job costs what a 1k-step one does; epoch rows come whole.
+    """
+    from core.services import metrics
+
+    view = metrics.overview(store, job_id, width or metrics.DEFAULT_WIDTH)
     data = ChartData(job_id)
-    records = metric_records(store, job_id)
-    # Step rows first, then epoch rows: each kind's x must rise for the duplicate check.
-    for kind in ("step", "epoch"):
-        data.add_rows((r.kind, r.epoch, r.step, dict(r.values)) for r in records if r.kind == kind)
+    for name, window in view.steps.items():
+        data.set_series(("step", name), window.x, window.y)
+    if view.step_range is not None:
+        data.last_x["step"] = float(view.step_range[1])
+        data.step_range = (float(view.step_range[0]), float(view.step_range[1]))
+    data.step_records = view.step_records
+    data.add_rows((r.kind, r.epoch, r.step, r.values) for r in view.epochs if r.kind == "epoch")
+    # Step rows of the original layout that a DB kept in training_metrics (written by older code).
+    data.add_rows((r.kind, r.epoch, r.step, r.values) for r in view.epochs if r.kind == "step")
+    data.cursor = view.cursor
     return data
+
+
+def fetch_updates(store: Store, job_id: int, cursor: Any) -> Any:
+    """New records of a job after ``cursor`` (a ``metrics.MetricCursor``): for jobs run elsewhere."""
+    from core.services import metrics
+
+    return metrics.updates(store, job_id, cursor)
+
+
+def fetch_window(store: Store, job_id: int, names: list[str], x_from: float, x_to: float, width: int
+                 ) -> dict[str, Any]:
+    """Step series ``names`` over a zoomed range (worker thread): {name: SeriesWindow}."""
+    from core.services import metrics
+
+    return metrics.window(store, job_id, names, x_from, x_to, width)

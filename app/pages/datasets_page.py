@@ -336,6 +336,10 @@ class DatasetsPage(QWidget):
         self.empty.add_button("Open folder…", icon("open"), self.choose_folder, primary=True)
         self.empty.add_button("Open .zip…", icon("zip"), self.choose_zip)
         self.empty.add_button("From R2 URL…", icon("cloud"), self.choose_r2_url)
+        self.try_button = self.empty.add_button("Try it with a sample", icon("start"), self.try_sample)
+        self.try_button.setToolTip("Add a small sample dataset (three shapes), train a tiny model on it in under a "
+                                   "minute, then try the model on one of its images")
+        self.sample_run: Any = None
 
         # Header of an opened dataset.
         self.title = QLabel()
@@ -404,6 +408,18 @@ class DatasetsPage(QWidget):
         self.state.project_change.connect(self._on_project_change)
 
     # -- adding -------------------------------------------------------------------------------------
+    def try_sample(self) -> None:
+        """The first-run "Try it" flow (``app.first_run``)."""
+        from app.first_run import SampleRun
+
+        self.banner.clear()
+        self.try_button.setEnabled(False)
+        inference_page = self.window().pages["inference"]  # type: ignore[attr-defined]
+        self.sample_run = SampleRun(self.state, inference_page, owner=self)
+        self.sample_run.failed.connect(lambda text: self.banner.show_message(text))
+        self.sample_run.failed.connect(lambda _text: self.try_button.setEnabled(True))
+        self.sample_run.start()
+
     def choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open dataset folder")
         if path:

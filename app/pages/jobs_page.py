@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from app.look import STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
-from app.models.chart_data import ChartData, load_chart_data
+from app.models.chart_data import ChartData, fetch_updates, fetch_window, load_chart_data
 from app.models.jobs_table import COL_PROGRESS, JobIdRole, JobRow, JobsTableModel, ProgressDelegate
 from app.widgets.announce import announce
 from app.widgets.checkpoints_panel import CheckpointsPanel
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from app.widgets.live_charts import LiveCharts
 
 REFRESH_MS = 1000
+RESIZE_PRECISION_ROWS = 100
+FOLLOW_MS = 500  # a running job's new points are read from the store this often (whoever runs it)
 EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
 STOPPABLE = ACTIVE_STATES
 RESUMABLE = RESUMABLE_STATES
@@ -88,6 +90,11 @@ class JobsPage(QWidget):
         self._soon.setSingleShot(True)
         self._soon.setInterval(EVENT_REFRESH_DELAY_MS)
         self._soon.timeout.connect(self.refresh)
+        # Live events reach only the process that runs a job: the charts of a running job follow the
+        # store too, so a job run by the CLI, another window or (later) a cluster grows here as well.
+        self._follow = QTimer(self)
+        self._follow.setInterval(FOLLOW_MS)
+        self._follow.timeout.connect(self._follow_running_job)
         state.project_change.connect(lambda _pid: self.refresh())
         state.jobs_change.connect(self.refresh)
         state.job_event.connect(self._on_job_event)
@@ -112,6 +119,8 @@ class JobsPage(QWidget):
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fit columns to the first rows only: measuring all 10,000 rows of a sweep froze the window.
+        header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
         self.table.setColumnWidth(COL_PROGRESS, 120)
@@ -211,6 +220,7 @@ class JobsPage(QWidget):
         super().showEvent(event)
         self.refresh()
         self.timer.start()
+        self._follow.start()
         if self.charts is None:
             from app.widgets.split_panel import preload_chart_library
 
@@ -219,6 +229,7 @@ class JobsPage(QWidget):
     def hideEvent(self, event: Any) -> None:
         super().hideEvent(event)
         self.timer.stop()
+        self._follow.stop()
 
     def _build_charts(self) -> None:
         if self.charts is not None:
@@ -227,6 +238,9 @@ class JobsPage(QWidget):
         from app.widgets.live_charts import LiveCharts
 
         self.charts = LiveCharts()
+        store = self.state.store
+        self.charts.set_fetcher(lambda job_id, names, x_from, x_to, width: fetch_window(
+            store, job_id, names, x_from, x_to, width))
         layout = self.charts_holder.layout()
         assert isinstance(layout, QVBoxLayout)
         self.charts_placeholder.hide()
@@ -342,9 +356,9 @@ class JobsPage(QWidget):
         self._load_detail(job_id)
         self.checkpoints.refresh()
         self.results.refresh()
-        if after == "running" and before != "running":
-            # A resumed run re-does its last epoch: the store dropped those rows, so reload.
-            self._load_charts(job_id)
+        # A resumed run re-does its last epoch (the store dropped those rows); a finished one has its
+        # last points in the store: either way the charts are read again.
+        self._load_charts(job_id)
 
     def _load_charts(self, job_id: int | None) -> None:
         if self.charts is None:
@@ -356,10 +370,32 @@ class JobsPage(QWidget):
             return
         self._loading_job = job_id
         self._pending_metrics = []
-        store = self.state.store
+        self.tasks.cancel("follow")
+        store, width = self.state.store, self.charts.plot_width()
         self.chart_note.setText("Reading metrics…")
-        self.tasks.start("charts", lambda _st: load_chart_data(store, job_id), title="Read metrics",
+        self.tasks.start("charts", lambda _st: load_chart_data(store, job_id, width), title="Read metrics",
                          on_result=self._on_chart_data)
+
+    def _follow_running_job(self) -> None:
+        """Read the selected running job's records written since the charts last looked."""
+        charts, row = self.charts, self.current_row()
+        if (charts is None or row is None or row.status != "running" or charts.job_id != row.id
+                or charts.data.cursor is None or self._loading_job is not None or self.tasks.running("follow")):
+            return
+        store, job_id, cursor = self.state.store, row.id, charts.data.cursor
+        self.tasks.start("follow", lambda _st: fetch_updates(store, job_id, cursor), title="Follow job",
+                         on_result=lambda found: self._on_updates(job_id, found), on_error=lambda _info: None)
+
+    def _on_updates(self, job_id: int, found: Any) -> None:
+        charts = self.charts
+        if charts is None or charts.job_id != job_id or self._loading_job is not None:
+            return
+        first = charts.data.point_count() == 0
+        for record in found.records:  # those live events already brought are skipped by their x
+            charts.add_metrics(record.kind, record.epoch, record.step, record.values)
+        charts.data.cursor = found.cursor
+        if first and found.records:
+            self._update_chart_note()
 
     def _on_chart_data(self, data: ChartData) -> None:
         if self.charts is None:
@@ -618,14 +654,39 @@ class JobsPage(QWidget):
             self.banner.show_message(f"Could not write {path}.")
 
     def export_csv_dialog(self) -> None:
+        if self.tasks.running("csv"):  # the button reads "Cancel export" meanwhile
+            self.tasks.cancel("csv")
+            self._csv_export_ended()
+            return
         row = self.current_row()
         if self.charts is None or row is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export metrics", f"job_{row.id}_metrics.csv", "CSV (*.csv)")
         if path:
-            try:
-                count = self.charts.export_csv(path)
-            except OSError as exc:
-                self.banner.show_message(f"Could not write {path}: {exc}")
-                return
-            announce(self, f"Wrote {count} values to {path}")
+            self.export_csv(row.id, path)
+
+    def export_csv(self, job_id: int, path: str) -> None:
+        """Every point at full resolution, streamed from the store in a worker (progress; Cancel stops it)."""
+        from core.services import metrics
+
+        store = self.state.store
+
+        def work(state: Any) -> int:
+            return metrics.export_csv(store, job_id, path, progress=lambda done, total: state.progress(
+                done, total, "Exporting metrics"), cancelled=lambda: state.cancelled)
+
+        self.export_csv_button.setText("Cancel export")
+        self.tasks.start(
+            "csv", work, title="Export metrics",
+            on_progress=lambda done, total, _m: self.chart_note.setText(
+                f"Exporting metrics… {100 * done // max(total, 1)} %"),
+            on_result=lambda count: self._csv_export_ended(f"Wrote {count} values to {path}"),
+            on_error=lambda info: self._csv_export_ended(error=f"Could not write {path}: {info.message}"))
+
+    def _csv_export_ended(self, message: str = "", error: str = "") -> None:
+        self.export_csv_button.setText("Export CSV…")
+        self._update_chart_note()
+        if message:
+            announce(self, message)
+        if error:
+            self.banner.show_message(error)

@@ -74,8 +74,10 @@ class CheckpointsPanel(QWidget):
         self.download_button.clicked.connect(self.download_selected)
         self.reveal_button = QPushButton("Show in folder")
         self.reveal_button.clicked.connect(self.reveal_selected)
+        self.export_button = QPushButton("Export…")  # ONNX / TorchScript / … with a parity check (issue 14)
+        self.export_button.clicked.connect(self.export_selected)
         buttons = QHBoxLayout()
-        for button in (self.upload_button, self.download_button, self.reveal_button):
+        for button in (self.upload_button, self.download_button, self.reveal_button, self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -146,6 +148,7 @@ class CheckpointsPanel(QWidget):
                                                     if row is not None and row.r2_url else
                                                     "Only checkpoints uploaded to R2/S3 can be downloaded"))
         self.reveal_button.setEnabled(row is not None and Path(row.path).parent.is_dir())
+        self.export_button.setEnabled(row is not None and row.exists)
 
     # -- actions ----------------------------------------------------------------------------------
     def upload_selected(self) -> None:
@@ -184,6 +187,14 @@ class CheckpointsPanel(QWidget):
         row = self.selected()
         if row is not None:
             reveal_in_file_manager(Path(row.path))
+
+    def export_selected(self) -> None:
+        from app.widgets.export_dialog import ExportDialog
+
+        row = self.selected()
+        if row is not None:
+            self.export_dialog = ExportDialog(self.state.store, row.job_id, row.kind, self)
+            self.export_dialog.open()
 
     def _after_action(self, message: str) -> None:
         level = "info" if message.startswith(("Uploaded", "Downloaded")) else "warning"

@@ -8,6 +8,7 @@ cursor; clicking a legend entry hides or shows its series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QVBoxLayout, Q
 
 from app.look import class_colour
 from app.models.chart_data import ChartData, SeriesKey
+from app.workers import TaskSlots
 
 REDRAW_INTERVAL_MS = 66  # ~15 Hz: smooth enough to watch, cheap enough to never be noticed
+VIEW_FETCH_DELAY_MS = 120  # after the last zoom/pan change, the new range is read
+STEP_PANELS = ("loss_step", "lr")  # panels whose x is the step: their series are read per view
+WindowFetcher = Callable[[int, list[str], float, float, int], dict[str, Any]]
 
 # (panel id, title, x label, y label)
 PANELS = (
@@ -89,6 +94,7 @@ class ChartPanel(pg.PlotWidget):
         # stops following; the "A" button (auto range) starts it again.
         self.follow = True
         self._fitted = False
+        self.on_view_change: Callable[[], None] | None = None  # zoom, pan or "A": step series are read again
         plot.vb.disableAutoRange()
         # Axes and title are text (slow to paint in software): keep them as cached pixmaps, redrawn
         # only when the range changes, not each time a curve under them does.
@@ -100,6 +106,8 @@ class ChartPanel(pg.PlotWidget):
     def _on_manual_range(self, *_args: Any) -> None:
         if not any(self.getPlotItem().vb.state["autoRange"]):
             self.follow = False
+        if self.on_view_change is not None:
+            self.on_view_change()
 
     def fit(self, *, force: bool = False) -> None:
         """Follow the data: grow the range with headroom when a point falls outside it."""
@@ -108,6 +116,8 @@ class ChartPanel(pg.PlotWidget):
             self.follow = True
             vb.disableAutoRange()
             force = True
+            if self.on_view_change is not None:
+                self.on_view_change()  # a zoomed read goes back to the whole run
         if not self.follow:
             return
         visible = [b for key, b in self.bounds.items() if self.curves[key].isVisible() and b[0] <= b[1]]
@@ -214,6 +224,58 @@ class LiveCharts(QWidget):
         self.timer.setInterval(REDRAW_INTERVAL_MS)
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
+        # Zoom and pan read the step series again for the new range (the store serves one min/max
+        # pair per pixel column, raw points once few enough): a wheel's burst of changes reads once.
+        self.fetcher: WindowFetcher | None = None
+        self.tasks = TaskSlots(self)
+        self._views_changed: set[str] = set()
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(VIEW_FETCH_DELAY_MS)
+        self._view_timer.timeout.connect(self._fetch_views)
+        self.window_reads = 0  # for tests and the benchmark
+        for panel_id, panel in self.panels.items():
+            if panel_id in STEP_PANELS:
+                panel.on_view_change = lambda p=panel_id: self._on_view_change(p)
+
+    def set_fetcher(self, fetcher: WindowFetcher | None) -> None:
+        """``fetcher(job_id, names, x_from, x_to, width)`` -> {name: window} (run in a worker thread)."""
+        self.fetcher = fetcher
+
+    def plot_width(self) -> int:
+        return max(self.panels["loss_step"].getPlotItem().vb.width(), 200)
+
+    def _on_view_change(self, panel_id: str) -> None:
+        self._views_changed.add(panel_id)
+        self._view_timer.start()
+
+    def _fetch_views(self) -> None:
+        changed, self._views_changed = self._views_changed, set()
+        for panel_id in changed:
+            self._fetch_view(panel_id)
+
+    def _fetch_view(self, panel_id: str) -> None:
+        panel, job_id, fetcher = self.panels[panel_id], self.job_id, self.fetcher
+        names = [name for kind, name in panel.curves if kind == "step"]
+        if fetcher is None or job_id is None or not names:
+            return
+        width = int(max(panel.getPlotItem().vb.width(), 200))
+        if panel.follow and self.data.step_range is not None:
+            x_from, x_to = self.data.step_range  # the whole run again
+        else:
+            (x0, x1), _y = panel.getPlotItem().vb.viewRange()
+            span = x1 - x0
+            x_from, x_to, width = x0 - span, x1 + span, 3 * width  # a margin: a short pan needs no read
+        self.tasks.start(f"view {panel_id}", lambda _st: fetcher(job_id, names, x_from, x_to, width),
+                         title="Read metrics", on_result=lambda windows: self._on_windows(job_id, windows))
+
+    def _on_windows(self, job_id: int, windows: dict[str, Any]) -> None:
+        if job_id != self.job_id:
+            return
+        for name, window in windows.items():
+            self.data.set_series(("step", name), window.x, window.y)
+        self.window_reads += 1
+        self.redraw(all_panels=True)
 
     @property
     def job_id(self) -> int | None:

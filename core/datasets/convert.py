@@ -34,6 +34,10 @@ _CIRCLE_VERTICES = 32
 _STRUCTURAL_DIRS = frozenset({"images", "labels", "annotations", *SPLIT_DIR_NAMES})
 
 
+LABEL_DECIMALS = 6  # normalised coordinates in YOLO label files
+LABEL_RESOLUTION = 10.0 ** -LABEL_DECIMALS
+
+
 # ---------------------------------------------------------------------------------------------- files
 
 
@@ -251,11 +255,12 @@ def polygon_area(points: list[tuple[float, float]]) -> float:
 
 
 def clipped_box(shape: Shape, width: int, height: int) -> tuple[float, float, float, float] | None:
-    """The shape's bounding box clipped to the image, or None if nothing of it is inside."""
+    """The shape's bounding box clipped to the image, or None if nothing of it is inside — or too thin
+    to show in a label (under one unit of its last decimal: it would be written as a zero-size box)."""
     x1, y1, x2, y2 = shape.bbox()
     x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
     y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
+    if (x2 - x1) / width < LABEL_RESOLUTION or (y2 - y1) / height < LABEL_RESOLUTION:
         return None
     return x1, y1, x2, y2
 
@@ -285,7 +290,7 @@ def _ids(index: DatasetIndex) -> dict[str, int]:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.6f}"
+    return f"{value:.{LABEL_DECIMALS}f}"
 
 
 # --------------------------------------------------------------------------------------------- YOLO

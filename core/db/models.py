@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -113,6 +114,8 @@ class TrainingJob(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     resume_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     mlflow_synced_metric_id: Mapped[int | None] = mapped_column(Integer)  # metrics re-sent up to here
+    # --- added in revision 0004: the step records (core.jobs.series seq) MLflow confirmed, up to here ---
+    mlflow_synced_step_seq: Mapped[int | None] = mapped_column(Integer)
 
     project: Mapped[Project] = relationship(back_populates="jobs")
 
@@ -200,3 +203,41 @@ class AppSetting(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)  # JSON
+
+
+# --- added in revision 0004: step metrics, compact and decimated (``core.jobs.series`` reads and writes) ---
+class StepChunk(Base):
+    """Up to ``series.CHUNK_RECORDS`` consecutive step records of a job, packed (see core.jobs.series)."""
+
+    __tablename__ = "step_chunks"
+    __table_args__ = (Index("ix_step_chunks_job_step", "job_id", "step_last"), {"sqlite_with_rowid": False})
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq0: Mapped[int] = mapped_column(Integer, primary_key=True)  # the first record's number in the job
+    n: Mapped[int] = mapped_column(Integer, nullable=False)
+    step_first: Mapped[int] = mapped_column(Integer, nullable=False)
+    step_last: Mapped[int] = mapped_column(Integer, nullable=False)
+    epoch_last: Mapped[int] = mapped_column(Integer, nullable=False)
+    t0: Mapped[float] = mapped_column(Float, nullable=False)
+    names: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list: the order of the value columns
+    steps: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    epochs: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    times: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    vals: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class StepBucket(Base):
+    """min, max and last value of ``level`` consecutive step records of one metric."""
+
+    __tablename__ = "step_buckets"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    x0: Mapped[int] = mapped_column(Integer, nullable=False)
+    x1: Mapped[int] = mapped_column(Integer, nullable=False)
+    vmin: Mapped[float | None] = mapped_column(Float)
+    vmax: Mapped[float | None] = mapped_column(Float)
+    vlast: Mapped[float | None] = mapped_column(Float)

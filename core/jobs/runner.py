@@ -36,7 +36,7 @@ from core.db.models import Artifact, Checkpoint, TrainingJob, utcnow
 from core.events import PROTOCOL_VERSION, ProtocolError, decode_event, describe_event
 from core.faults import parse_faults
 from core.files import MB, disk_full_message, inject_disk_full, is_disk_full
-from core.jobs import JobState
+from core.jobs import JobState, series
 from core.jobs import store as job_store
 from core.jobs.listeners import JobListener, call_safely
 from core.jobs.spawn import StandbyWorker, start_worker_process, worker_command
@@ -124,11 +124,16 @@ class _EventBatch:
         job_values: dict[str, Any] = {}
         checkpoints: list[dict[str, Any]] = []
         artifacts: list[dict[str, Any]] = []
-        metric_row, add_row = self._metric_row, metric_rows.append  # the hot loop: one lookup each
+        step_records: list[tuple[Any, ...]] = []
+        metric_row, add_row, add_step = self._metric_row, metric_rows.append, step_records.append  # the hot loop
         for event in events:
             kind = event["type"]
             if kind == "metrics":
-                add_row(metric_row(event))
+                if event.get("kind") == "step":  # compact series (core.jobs.series); epochs keep their rows
+                    add_step((int(event.get("epoch") or 0), event.get("step"), float(event.get("t") or time.time()),
+                              event.get("values") or {}))
+                else:
+                    add_row(metric_row(event))
             elif kind == "progress":
                 job_values.update(current_epoch=event.get("epoch"), current_step=event.get("step"),
                                   steps_per_epoch=event.get("steps"))
@@ -146,9 +151,11 @@ class _EventBatch:
                                       best_metric_value=event.get("best_metric_value"))
                 if event.get("epochs_completed") is not None:
                     job_values["current_epoch"] = event["epochs_completed"]
-        if not (metric_rows or job_values or checkpoints or artifacts):
+        if not (metric_rows or step_records or job_values or checkpoints or artifacts):
             return
         with store.write() as session:
+            if step_records:
+                series.append(session.connection(), self.job_id, step_records)
             if metric_rows:
                 # Straight to the driver's executemany: the ORM/Core per-row processing costs ~4x here.
                 session.connection().exec_driver_sql(_INSERT_METRIC_SQL, metric_rows)

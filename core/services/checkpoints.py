@@ -91,11 +91,18 @@ def list_checkpoints(store: Store, job_id: int) -> list[CheckpointInfo]:
 
 
 def guess_framework(path: Path) -> str:
-    """Ultralytics for YOLO names (and files inside an Ultralytics run), timm otherwise."""
-    name = path.name.lower()
-    if name.startswith(("yolo", "rtdetr")) or "ultralytics" in str(path).lower():
-        return "ultralytics"
-    return "timm"
+    """The framework whose declared checkpoint patterns match ``path`` best (``core.frameworks``),
+    else the first registered one; loading tries the other matching frameworks after it."""
+    from core.frameworks import CatalogError, declared_catalog, framework_for_file
+
+    try:
+        catalog = declared_catalog()
+    except CatalogError as exc:
+        raise ServiceError(f"cannot tell which framework reads {path}: {exc}") from None
+    found = framework_for_file(path, catalog) or next(iter(catalog), None)
+    if found is None:
+        raise ServiceError(f"no framework is available to read {path}")
+    return found
 
 
 def file_choice(path: str | Path, *, trusted: bool = False) -> ModelChoice:

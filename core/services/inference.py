@@ -81,8 +81,15 @@ def check_thresholds(conf: float, iou: float) -> None:
 
 
 # -- model and predictions ---------------------------------------------------------------------------
-def _other_framework(framework: str) -> str:
-    return "timm" if framework == "ultralytics" else "ultralytics"
+def _other_framework(framework: str, path: Path) -> str | None:
+    """The next framework whose declared checkpoint patterns match ``path`` (``core.frameworks``)."""
+    from core.frameworks import CatalogError, declared_catalog, frameworks_for_file
+
+    try:
+        candidates = frameworks_for_file(path, declared_catalog())
+    except CatalogError:
+        return None
+    return next((name for name in candidates if name != framework), None)
 
 
 def load_model(client: InferenceClient, choice: ModelChoice, *, trusted: bool | None = None,
@@ -107,9 +114,11 @@ def load_model(client: InferenceClient, choice: ModelChoice, *, trusted: bool | 
     except InferenceError as first_error:
         if choice.job_id is not None or CONSENT_MARKER in str(first_error):
             raise ServiceError(str(first_error)) from None
+        other = _other_framework(choice.framework, path)
+        if other is None:
+            raise ServiceError(str(first_error)) from None
         try:
-            info = client.load(path, framework=_other_framework(choice.framework), trusted=trusted_load,
-                               sha256=vouched, device=device)
+            info = client.load(path, framework=other, trusted=trusted_load, sha256=vouched, device=device)
         except InferenceError:
             raise ServiceError(str(first_error)) from None
     task = info.get("task")
@@ -155,6 +164,7 @@ def summary(result: Result) -> str:
 
 
 # -- DICE (labelme) ----------------------------------------------------------------------------------
+MASK_PNG_SUFFIX = ".mask.png"
 def _shapes(result: Result) -> list[LabelmeShape]:
     """Masks as polygons, boxes as rectangles, confident keypoints as points sharing their box's group."""
     grouped = bool(result.get("keypoints"))
@@ -193,6 +203,7 @@ def write_dice(result: Result, image: Path, out_dir: Path | None = None) -> Path
     """Write one image's DICE JSON (atomically). With ``out_dir`` the image is linked or copied into
     ``out_dir/images/`` so the folder is a DICE dataset the app can register as it is."""
     target = dice_json_path(image, out_dir)
+    write_class_mask(result, target)
     if out_dir is None:
         return write_labelme(dice_document(result, image.name), target)
     from core.datasets.convert import link_or_copy
@@ -201,6 +212,20 @@ def write_dice(result: Result, image: Path, out_dir: Path | None = None) -> Path
     if placed.resolve() != image.resolve():
         link_or_copy(image, placed)
     return write_labelme(dice_document(result, posixpath.join("..", DICE_IMAGES, image.name)), target)
+
+
+def write_class_mask(result: Result, annotation: Path) -> Path | None:
+    """A semantic segmentation's mask PNG (pixel = class id) beside its annotation: ``<stem>.mask.png``."""
+    mask = result.get("class_mask")
+    if not mask:
+        return None
+    from core.contracts import class_mask_png
+    from core.files import atomic_write_bytes
+
+    target = annotation.with_name(f"{annotation.stem}{MASK_PNG_SUFFIX}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, class_mask_png(mask))
+    return target
 
 
 def export_dice(predictions: Iterable[ImagePrediction], *, out_dir: Path | None = None,

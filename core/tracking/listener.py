@@ -5,7 +5,9 @@ The runner has already committed every metric to ``training_metrics`` when it ca
 :meth:`MlflowListener.on_events`, so the listener does not copy values into a queue that could
 overflow: it only marks the job "dirty" and wakes its sender thread. That thread reads the rows after
 ``training_jobs.mlflow_synced_metric_id`` (the highest row id MLflow confirmed) and sends them with
-``log_batch``. The same code replays a gap later (:func:`resend_metrics`), so a metric sent live and
+``log_batch``; step records (``core.jobs.series``) follow their own cursor,
+``training_jobs.mlflow_synced_step_seq``, every ``STEP_LOG_EVERY``-th step, 1,000 values a call.
+The same code replays a gap later (:func:`resend_metrics`), so a metric sent live and
 one re-sent after an outage land under the same key and step.
 
 When the tracking store is down or locked, the sender logs one warning per job, backs off, and
@@ -31,6 +33,7 @@ from sqlalchemy import select, update
 
 from core import paths
 from core.db.models import Artifact, Checkpoint, TrainingJob, TrainingMetric
+from core.jobs import series
 from core.jobs.listeners import stop_background_thread
 from core.rundir import ARGS_FILE, CHECKPOINT_FILES, RunDir
 from core.tracking.mlflow_logger import (
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROWS_PER_READ = 500  # metric rows per SQLite read; each row holds several values
+STEP_RECORDS_PER_READ = 5000  # step records per read of the series (sent in log_batch calls of 1,000 values)
 # Per-step metrics reach MLflow at every STEP_LOG_EVERY-th global step (Lightning's log_every_n_steps
 # idea); epoch metrics always. SQLite keeps every step for the app's own charts. Why: MLflow's
 # SQLite store costs ~0.2 ms of CPU per value, and 20 epochs × 200 steps × 2 values would cost the
@@ -147,10 +151,11 @@ def _ensure_run(tracker: MlflowTracker, store: Store, job: TrainingJob, *, reope
         session.execute(
             update(TrainingJob)
             .where(TrainingJob.id == job.id)
-            .values(mlflow_run_id=run_id, mlflow_synced_metric_id=None)
+            .values(mlflow_run_id=run_id, mlflow_synced_metric_id=None, mlflow_synced_step_seq=None)
         )
     job.mlflow_run_id = run_id
     job.mlflow_synced_metric_id = None
+    job.mlflow_synced_step_seq = None
     return run_id
 
 
@@ -160,6 +165,7 @@ def _rewind_cursor_after_resume(store: Store, job: TrainingJob) -> None:
     rows are not mistaken for rows already sent."""
     from sqlalchemy import func
 
+    _rewind_step_cursor(store, job)
     if job.mlflow_synced_metric_id is None:
         return
     with store.read() as session:
@@ -170,6 +176,41 @@ def _rewind_cursor_after_resume(store: Store, job: TrainingJob) -> None:
                 update(TrainingJob).where(TrainingJob.id == job.id).values(mlflow_synced_metric_id=last_kept)
             )
         job.mlflow_synced_metric_id = last_kept
+
+
+def _rewind_step_cursor(store: Store, job: TrainingJob) -> None:
+    """The same for step records: a resume removed the records of the epochs it re-runs."""
+    if job.mlflow_synced_step_seq is None:
+        return
+    with store.read() as session:
+        last_kept = series.extent(session.connection(), job.id).records - 1
+    if last_kept < job.mlflow_synced_step_seq:
+        with store.write() as session:
+            session.execute(update(TrainingJob).where(TrainingJob.id == job.id)
+                            .values(mlflow_synced_step_seq=last_kept if last_kept >= 0 else None))
+        job.mlflow_synced_step_seq = last_kept if last_kept >= 0 else None
+
+
+def _send_step_records(tracker: MlflowTracker, store: Store, job_id: int, run_id: str, after_seq: int,
+                       step_every: int = STEP_LOG_EVERY) -> tuple[int, int]:
+    """Send the step records (``core.jobs.series``) after ``after_seq``: every ``step_every``-th step,
+    ``log_batch`` with up to 1,000 values a call; returns (records read, values sent)."""
+    records_read, values_sent, cursor = 0, 0, after_seq
+    while True:
+        with store.read() as session:
+            records = series.records_after(session.connection(), job_id, cursor, STEP_RECORDS_PER_READ)
+        if not records:
+            return records_read, values_sent
+        points = [MetricPoint(metric_key(name, "step"), value, record.step, int(record.time * 1000))
+                  for record in records if step_every <= 1 or record.step % step_every == 0
+                  for name, value in record.values.items()]
+        if points:
+            tracker.log_metrics(run_id, points)
+        cursor = records[-1].seq
+        with store.write() as session:
+            session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(mlflow_synced_step_seq=cursor))
+        records_read += len(records)
+        values_sent += len(points)
 
 
 def _load_job(store: Store, job_id: int) -> TrainingJob | None:
@@ -303,9 +344,14 @@ def sync_job(
     if run_id is None or job.mlflow_run_id != run_id:
         run_id = _ensure_run(tracker, store, job, reopen=False)
     result.run_id = run_id
+    step_records, step_values = _send_step_records(
+        tracker, store, job_id, run_id, -1 if job.mlflow_synced_step_seq is None else job.mlflow_synced_step_seq,
+        step_every=step_every)
     _, result.metric_rows_sent, result.metrics_sent = _send_metric_rows(
         tracker, store, job_id, run_id, job.mlflow_synced_metric_id or 0, step_every=step_every
     )
+    result.metric_rows_sent += step_records
+    result.metrics_sent += step_values
     if final_status is not None:
         if tracker.run_status(run_id) == "RUNNING":
             if not tracker.has_artifacts(run_id):
@@ -359,7 +405,11 @@ def jobs_with_metric_gaps(store: Store) -> list[int]:
             )
             .order_by(TrainingJob.id)
         ).all()
-    return [row[0] for row in rows]
+        step_gaps = session.connection().exec_driver_sql(
+            "SELECT j.id FROM training_jobs j JOIN (SELECT job_id, max(seq0 + n) AS records FROM step_chunks"
+            " GROUP BY job_id) c ON c.job_id = j.id WHERE j.status IN ({}) AND coalesce(j.mlflow_synced_step_seq, -1)"
+            " < c.records - 1".format(",".join("?" * len(FINAL_JOB_STATUSES))), tuple(sorted(FINAL_JOB_STATUSES))).all()
+    return sorted({row[0] for row in rows} | {row[0] for row in step_gaps})
 
 
 def terminate_orphaned_runs(

@@ -1,0 +1,254 @@
+"""Long runs: charts of a 1M-step job, Compare of 10 such runs, the jobs list with 10,000 jobs.
+
+Generated data only (no training): one job with 1M step records × 3 metrics written through the
+runner's own batch persistence (``core.jobs.runner._EventBatch``), nine more 1M-step runs for Compare,
+and 10,000 job rows. Baselines in the same run: a raw ``sqlite3`` ``executemany`` of the same rows in
+the original one-row-per-step layout, and a raw fetch of those rows (what a chart read before).
+The machine is shared: every timing is repeated and printed as median [min–max].
+
+    .venv/bin/python -m bench.bench_long_runs [--steps N] [--repeat K] [--compare-runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench._table import print_table
+
+WIDTH = 1200  # pixel columns of a chart on a typical window
+METRICS = ("train/loss", "train/accuracy", "lr")
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return times, result
+
+
+def _ms(times: list[float]) -> str:
+    return f"{statistics.median(times) * 1000:.0f} ms [{min(times) * 1000:.0f}–{max(times) * 1000:.0f}]"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _events(steps: int, start: int = 0, seed: int = 1) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    loss = (2.0 / np.sqrt(np.arange(start, start + steps) + 10) + rng.random(steps) * 0.1).tolist()
+    acc = rng.random(steps).tolist()
+    lr = np.linspace(1e-3, 1e-5, steps).tolist()
+    return [{"type": "metrics", "kind": "step", "epoch": 1 + (start + i) // 10_000, "step": start + i + 1,
+             "t": 1_700_000_000.0 + (start + i) * 0.1,
+             "values": {"train/loss": loss[i], "train/accuracy": acc[i], "lr": lr[i]}} for i in range(steps)]
+
+
+def _ingest(store: Any, job_id: int, steps: int, seed: int = 1) -> float:
+    """Step events through the runner's batch persistence; returns seconds spent persisting."""
+    from core.jobs.runner import FLUSH_MAX_EVENTS, _EventBatch
+
+    batch, spent = _EventBatch(job_id), 0.0
+    for start in range(0, steps, 100_000):
+        events = _events(min(100_000, steps - start), start, seed)
+        started = time.perf_counter()
+        for offset in range(0, len(events), FLUSH_MAX_EVENTS):
+            batch.persist(store, events[offset:offset + FLUSH_MAX_EVENTS])
+        spent += time.perf_counter() - started
+    return spent
+
+
+def _raw_layout(path: Path, steps: int) -> tuple[sqlite3.Connection, float]:
+    """The original layout (one training_metrics-like row a step), written with raw executemany."""
+    from core.jobs.runner import FLUSH_MAX_EVENTS
+
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.execute("CREATE TABLE training_metrics (id INTEGER PRIMARY KEY, job_id INTEGER, epoch INTEGER, step INTEGER,"
+                " kind TEXT, loss REAL, accuracy REAL, learning_rate REAL, extra_metrics TEXT, created_at TEXT)")
+    raw.execute("CREATE INDEX ix_job_epoch ON training_metrics (job_id, epoch)")
+    spent = 0.0
+    for start in range(0, steps, 100_000):
+        rows = [(1, e["epoch"], e["step"], "step", e["values"]["train/loss"], e["values"]["train/accuracy"],
+                 e["values"]["lr"], json.dumps(e["values"]), "2026-01-01 00:00:00.000000")
+                for e in _events(min(100_000, steps - start), start)]
+        started = time.perf_counter()
+        for offset in range(0, len(rows), FLUSH_MAX_EVENTS):
+            raw.execute("BEGIN IMMEDIATE")
+            raw.executemany("INSERT INTO training_metrics (job_id, epoch, step, kind, loss, accuracy, learning_rate,"
+                            " extra_metrics, created_at) VALUES (?,?,?,?,?,?,?,?,?)", rows[offset:offset + FLUSH_MAX_EVENTS])
+            raw.execute("COMMIT")
+        spent += time.perf_counter() - started
+    return raw, spent
+
+
+def _step_bytes(db_file: Path) -> int:
+    with sqlite3.connect(db_file) as conn:
+        return int(conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name IN ('step_chunks', 'step_buckets')"
+                                ).fetchone()[0] or 0)
+
+
+def bench_charts(work: Path, steps: int, repeat: int, compare_runs: int) -> list[tuple[str, str, str, str]]:
+    from app.models.chart_data import load_chart_data
+    from core.config import config_from_dict
+    from core.db.engine import Store
+    from core.jobs import store as job_store
+    from core.services import metrics
+
+    store = Store(work / "vp.db")
+    store.migrate()
+    store.ensure_defaults()
+    job_id = job_store.create_job(store, config_from_dict({"dataset": str(work)}))
+    ours_s = _ingest(store, job_id, steps)
+    raw, raw_s = _raw_layout(work / "raw.db", steps)
+    points = steps * len(METRICS)
+    ingest_ratio = raw_s / ours_s
+    per_point = _step_bytes(store.db_file) / points
+
+    raw_times, _ = _timed(lambda: raw.execute("SELECT step, loss, accuracy, learning_rate FROM training_metrics"
+                                              " WHERE job_id = 1 AND kind = 'step' ORDER BY id").fetchall(), repeat)
+    open_times, data = _timed(lambda: load_chart_data(store, job_id, WIDTH), repeat)
+    assert data.step_records == steps, data.step_records
+    middle = steps // 2
+    zoom_times, _ = _timed(lambda: metrics.window(store, job_id, list(METRICS), middle, middle + steps // 100, WIDTH),
+                           repeat)
+    raw_zoom_times, zoomed = _timed(lambda: metrics.window(store, job_id, list(METRICS), middle, middle + 99, WIDTH),
+                                    repeat)
+    assert all(window.raw and len(window.x) == 100 for window in zoomed.values())
+
+    compared = [job_id]
+    for run in range(1, compare_runs):
+        other = job_store.create_job(store, config_from_dict({"dataset": str(work)}))
+        _ingest(store, other, steps, seed=run + 1)
+        compared.append(other)
+    compare_times, _ = _timed(lambda: [load_chart_data(store, j, WIDTH) for j in compared], repeat)
+    store.dispose()
+
+    open_median, raw_median = statistics.median(open_times), statistics.median(raw_times)
+    return [
+        (f"raw sqlite3 fetch of the {steps:,} step rows (original layout)", _ms(raw_times), "baseline", ""),
+        (f"chart open, {steps:,} steps × {len(METRICS)} metrics (load_chart_data, {WIDTH} px)", _ms(open_times),
+         "≤ 200 ms and ≤ 0.2× raw", _verdict(open_median <= 0.2 and open_median <= 0.2 * raw_median)),
+        ("  ratio chart open / raw fetch", f"{open_median / raw_median:.3f}×", "≤ 0.2", _verdict(open_median <= 0.2 * raw_median)),
+        (f"zoom-in fetch, {steps // 100:,}-step range × 3 metrics", _ms(zoom_times), "≤ 50 ms",
+         _verdict(statistics.median(zoom_times) <= 0.05)),
+        ("zoom-in fetch, 100-step range × 3 metrics (raw points)", _ms(raw_zoom_times), "≤ 50 ms",
+         _verdict(statistics.median(raw_zoom_times) <= 0.05)),
+        (f"Compare: {len(compared)} runs of {steps:,} steps, sequential reads", _ms(compare_times), "≤ 1 s",
+         _verdict(statistics.median(compare_times) <= 1.0)),
+        ("DB bytes per step point (chunks + buckets, dbstat)", f"{per_point:.2f} B", "≤ 16", _verdict(per_point <= 16)),
+        ("metric ingest, runner batches (events → series)", f"{steps / ours_s:,.0f} steps/s", "", ""),
+        ("metric ingest, raw executemany (original layout)", f"{steps / raw_s:,.0f} rows/s", "baseline", ""),
+        ("  ratio ingest / raw executemany", f"{ingest_ratio:.2f}×", "≥ 0.5", _verdict(ingest_ratio >= 0.5)),
+    ]
+
+
+def _make_jobs(store: Any, count: int) -> None:
+    from sqlalchemy import text
+
+    rows = [{"name": f"sweep {i}", "status": ("completed", "failed", "queued", "cancelled")[i % 4]}
+            for i in range(count)]
+    with store.write() as session:
+        session.execute(text(
+            "INSERT INTO training_jobs (project_id, user_id, framework, model_name, task_type, dataset_path, status,"
+            " name, epochs, current_epoch, cancel_requested, resume_requested, output_dir, created_at)"
+            " VALUES (1, 1, 'timm', 'resnet18', 'classification', '/d', :status, :name, 10, 3, 0, 0, '/runs/x',"
+            " '2026-01-01 00:00:00')"), rows)
+
+
+def bench_jobs_list(work: Path, count: int, repeat: int) -> list[tuple[str, str, str, str]]:
+    """The Jobs page's table with ``count`` jobs: the service read in a worker thread, the model and
+    view updated on the GUI thread; the longest GUI-thread turn is measured with a 5 ms heartbeat."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QHeaderView, QTableView
+
+    from app.models.jobs_table import JobsTableModel
+    from app.pages.jobs_page import RESIZE_PRECISION_ROWS
+    from app.workers import run_task
+    from core.db.engine import Store
+    from core.services import jobs as job_service
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    store = Store(work / "jobs.db")
+    store.migrate()
+    store.ensure_defaults()
+    _make_jobs(store, count)
+    first_rows, stalls = [], []
+    for _ in range(repeat):
+        view = QTableView()
+        model = JobsTableModel(view)
+        view.setModel(model)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
+        view.resize(1200, 400)
+        view.show()
+        app.processEvents()
+        beats: list[float] = []
+        heartbeat = QTimer()
+        heartbeat.setInterval(5)
+        heartbeat.timeout.connect(lambda beats=beats: beats.append(time.perf_counter()))
+        heartbeat.start()
+        done: list[float] = []
+        started = time.perf_counter()
+
+        def shown(rows: Any, model: Any = model, done: list[float] = done) -> None:
+            model.set_rows(rows)
+            done.append(time.perf_counter())
+
+        run_task(lambda _st: job_service.list_jobs(store, None), on_result=shown, owner=view, title="rows")
+        while not done:
+            app.processEvents()
+        view.viewport().repaint()
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < 0.1:
+            app.processEvents()
+        heartbeat.stop()
+        assert model.rowCount() == count
+        first_rows.append(done[0] - started)
+        gaps = np.diff([started, *beats]) if beats else np.array([0.0])
+        stalls.append(float(gaps.max()))
+        view.deleteLater()
+        app.processEvents()
+    store.dispose()
+    return [
+        (f"jobs list with {count:,} jobs: read → first rows", _ms(first_rows), "≤ 100 ms",
+         _verdict(statistics.median(first_rows) <= 0.1)),
+        ("  longest GUI-thread stall meanwhile", _ms(stalls), "≤ 50 ms", _verdict(statistics.median(stalls) <= 0.05)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--compare-runs", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vp-bench-long-") as folder:
+        work = Path(folder)
+        os.environ["VP_HOME"] = str(work / "home")
+        rows = bench_charts(work, args.steps, args.repeat, args.compare_runs)
+        rows += bench_jobs_list(work, args.jobs, args.repeat)
+    print_table(f"Long runs (median [min–max] of {args.repeat}; machine shared with other work)", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
