@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from core import paths, trust
-from core.db.models import AppSetting, Checkpoint, TrainingJob
+from core import exports, paths, trust
+from core.db.models import AppSetting, Artifact, Checkpoint, TrainingJob
 from core.files import sha256_file
 from core.jobs import store as job_store
 from core.rundir import CHECKPOINT_KINDS
@@ -188,9 +188,33 @@ def model_choices(store: Store, project_id: int | None = None) -> list[ModelChoi
     choices = [_job_choice(job_id, name, framework, task, kind, path, epoch, format_metric(m_name, m_value), sha)
                for job_id, name, framework, task, status, kind, path, epoch, m_name, m_value, sha in rows
                if status != "running" and Path(path).is_file()]
+    choices += _export_choices(store, project_id)
     consented = consented_files(store)
     choices += [_imported_choice(file, consented) for file in imported_weights()]
     return choices
+
+
+def _export_choices(store: Store, project_id: int | None) -> list[ModelChoice]:
+    """The jobs' ONNX exports (an ONNX file holds no code: it needs no consent), newest job first."""
+    query = (select(Artifact.job_id, Artifact.path, TrainingJob.name)
+             .join(TrainingJob, TrainingJob.id == Artifact.job_id)
+             .where(Artifact.kind == f"{exports.ARTIFACT_KIND_PREFIX}onnx")
+             .order_by(Artifact.job_id.desc(), Artifact.id.desc()))
+    if project_id is not None:
+        query = query.where(TrainingJob.project_id == project_id)
+    with store.read() as session:
+        rows = session.execute(query).all()
+    return [choice for job_id, path, name in rows if (choice := _export_choice(job_id, name, Path(path)))]
+
+
+def _export_choice(job_id: int, name: str | None, path: Path) -> ModelChoice | None:
+    try:
+        card = exports.read_card(path)
+    except ValueError:
+        return None  # the file or its card is gone: nothing to offer
+    verdict = "verified" if card["parity"].get("verified") else "not verified"
+    label = f"#{job_id} {name or 'job'} — ONNX export ({verdict})"
+    return ModelChoice(label, str(path), card["framework"], card["file_sha256"], card["task"], job_id)
 
 
 def _imported_choice(file: Path, consented: dict[str, str]) -> ModelChoice:

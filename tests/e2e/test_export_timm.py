@@ -56,6 +56,14 @@ def test_onnx_and_torchscript_pass_parity_are_recorded_and_predict_like_the_chec
     assert assert_same_predictions(checkpoint, onnx, "timm", "classify", images) == len(images)
     assert assert_same_predictions(checkpoint, script, "timm", "classify", images) == len(images)
 
+    # The Inference page (and `predict JOB`'s model list) offers the ONNX export, vouched for by its card.
+    from core.db.engine import open_store
+    from core.services.checkpoints import model_choices
+
+    (offered,) = [c for c in model_choices(open_store()) if c.path == str(onnx)]
+    assert offered.label.startswith("#1 ") and offered.label.endswith("— ONNX export (verified)")
+    assert (offered.framework, offered.task, offered.trusted) == ("timm", "classify", True)
+
 
 def test_mlflow_model_is_registered_once_per_job_and_predicts_like_the_checkpoint(home: Path) -> None:
     first = run_cli("model-register", "1", home=home, timeout=600)
