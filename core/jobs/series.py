@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 CHUNK_RECORDS = 4096
-LEVELS = (64, 1024, 16384)  # records per bucket; 16x apart, the finest far coarser than a record
+LEVELS = (64, 256, 1024, 4096, 16384)  # records per bucket, 4x apart: a read holds <= 4 buckets a pixel
 MAX_RAW_PER_PIXEL = LEVELS[0]  # below this many records per pixel column the raw points are read
 VALUE_DTYPE = np.float32
 
