@@ -301,7 +301,7 @@ class InferencePage(QWidget):
     def _on_model_activated(self, index: int) -> None:
         data = self.model_box.itemData(index)
         if data == PICK_FILE:
-            path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", "", "Models (*.pt *.pth *.safetensors *.onnx *.torchscript);;All files (*)"
+            path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", "", "Models (*.pt *.pth *.safetensors *.onnx *.torchscript)"
                                                   ";;All files (*)")
             if path:
                 self.load_model(file_choice(path))
