@@ -15,7 +15,16 @@ import numpy as np
 
 from adapters.base import AdapterError
 from core.evaluation import box_iou
-from core.exports import MASK_IOU, MATCH_IOU, MATCH_SCORE, PARITY_FORMATS, TOLERANCES, Parity, allowed_diff
+from core.exports import (
+    KEYPOINT_DISTANCE_PX,
+    MASK_IOU,
+    MATCH_IOU,
+    MATCH_SCORE,
+    PARITY_FORMATS,
+    TOLERANCES,
+    Parity,
+    allowed_diff,
+)
 
 MAX_IMAGES = 16  # enough to catch a wrong export; each image runs both models
 
@@ -79,6 +88,7 @@ class Agreement:
         self.top1 = [0, 0]  # agreeing, images
         self.boxes = {"boxes": 0.0, "matched": 0.0, "extra": 0.0, "max_score_diff": 0.0}
         self.mask_ious: list[float] = []
+        self.keypoint_distances: list[float] = []  # per matched pose instance: its farthest keypoint
 
     def classes(self, ref: Any, got: Any) -> None:
         self.top1[0] += int(np.argmax(ref) == np.argmax(got))
@@ -110,6 +120,11 @@ class Agreement:
             numbers["mask_iou"] = float(np.mean(self.mask_ious))
             if numbers["mask_iou"] < MASK_IOU:
                 problems.append(f"mean mask IoU {numbers['mask_iou']:.3f} < {MASK_IOU}")
+        if self.keypoint_distances:
+            numbers["max_keypoint_distance_px"] = float(max(self.keypoint_distances))
+            if numbers["max_keypoint_distance_px"] > KEYPOINT_DISTANCE_PX:
+                problems.append(f"keypoints differ by up to {numbers['max_keypoint_distance_px']:.2f} px "
+                                f"(> {KEYPOINT_DISTANCE_PX})")
         return numbers, "; ".join(problems) or None
 
 
@@ -131,11 +146,16 @@ def _ultralytics_agreement(subject: Any, exported: Path, images: list[Path], agr
             agreement.classes(ref.probs.data.cpu().numpy(), got.probs.data.cpu().numpy())
             continue
         pairs = agreement.detections(_yolo_arrays(ref), _yolo_arrays(got))
+        keep: Any = np.where(ref.boxes.conf.cpu().numpy() >= MATCH_SCORE)[0] if ref.boxes is not None else []
         if subject.task == "segment" and ref.masks is not None and got.masks is not None:
-            keep = np.where(ref.boxes.conf.cpu().numpy() >= MATCH_SCORE)[0]
             for i, j in pairs:
                 agreement.mask_ious.append(_mask_iou(ref.masks.data[keep[i]].cpu().numpy() > 0.5,
                                                      got.masks.data[j].cpu().numpy() > 0.5))
+        if subject.task == "pose" and ref.keypoints is not None and got.keypoints is not None:
+            ref_points, got_points = ref.keypoints.xy.cpu().numpy(), got.keypoints.xy.cpu().numpy()
+            for i, j in pairs:
+                distances = np.linalg.norm(ref_points[keep[i]] - got_points[j], axis=-1)
+                agreement.keypoint_distances.append(float(distances.max(initial=0.0)))
 
 
 def _detr_arrays(subject: Any, outputs: list[Any], image: Path) -> dict[str, Any]:

@@ -12,7 +12,8 @@ validation images of the job, the largest absolute difference of any raw output 
 ``atol + rtol * max|reference|`` and the task-level agreement is complete: every image's top-1 class
 agrees (classification); every reference box (score >= :data:`MATCH_SCORE`) has an exported box of
 the same class at IoU >= :data:`MATCH_IOU` whose score differs by at most ``score``
-(detection); matched instance masks have a mean IoU >= :data:`MASK_IOU` (segmentation). Anything
+(detection); matched instance masks have a mean IoU >= :data:`MASK_IOU` (segmentation); every keypoint
+of a matched instance is within :data:`KEYPOINT_DISTANCE_PX` pixels of the reference's (pose). Anything
 else is kept, with ``verified: false``, a warning and the numbers.
 """
 
@@ -35,6 +36,7 @@ CARD_FORMAT = 1
 MATCH_IOU = 0.9
 MATCH_SCORE = 0.005  # boxes compared: the reference's at or above this score (low: tiny models score low)
 MASK_IOU = 0.9
+KEYPOINT_DISTANCE_PX = 1.0  # pose: largest distance of a matched instance's keypoint, in image pixels
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"atol": 1e-3, "rtol": 1e-3, "score": 0.01},
     "fp16": {"atol": 5e-2, "rtol": 2e-2, "score": 0.05},
