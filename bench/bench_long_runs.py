@@ -6,7 +6,11 @@ and 10,000 job rows. Baselines in the same run: a raw ``sqlite3`` ``executemany`
 the original one-row-per-step layout, and a raw fetch of those rows (what a chart read before).
 The machine is shared: every timing is repeated and printed as median [min–max].
 
-    .venv/bin/python -m bench.bench_long_runs [--steps N] [--repeat K] [--compare-runs R]
+    .venv/bin/python -m bench.bench_long_runs [--steps N] [--repeat K] [--compare-runs R] [--jobs-only]
+        [--before CHECKOUT]
+
+The jobs list is the real Jobs page (offscreen) over a store of generated jobs: time to the first rows
+painted, to every row, and the longest gap of a 10 ms QTimer probe (as ``bench/bench_gui.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,67 +176,134 @@ def _make_jobs(store: Any, count: int) -> None:
             " '2026-01-01 00:00:00')"), rows)
 
 
-def bench_jobs_list(work: Path, count: int, repeat: int) -> list[tuple[str, str, str, str]]:
-    """The Jobs page's table with ``count`` jobs: the service read in a worker thread, the model and
-    view updated on the GUI thread; the longest GUI-thread turn is measured with a 5 ms heartbeat."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QHeaderView, QTableView
+FLOOR_JOBS = 10
 
-    from app.models.jobs_table import JobsTableModel
-    from app.pages.jobs_page import RESIZE_PRECISION_ROWS
-    from app.workers import run_task
-    from core.db.engine import Store
+
+def _page_run(store: Any, count: int) -> tuple[float, float, float]:
+    """One open of the real Jobs page (offscreen): seconds to the first rows painted, to every row in
+    the model, and the longest gap of a 10 ms QTimer probe meanwhile (a GUI-thread stall)."""
+    from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.models.app_state import AppState
+    from app.pages.jobs_page import JobsPage
+    from core.services.projects import project_overview
+    from core.services.settings import load_settings
+
+    app = QApplication.instance()
+    overview = project_overview(store)
+    page = JobsPage(AppState(store, load_settings(store), overview.default_project_id, overview))
+    page.resize(1280, 800)
+    page._build_charts()  # pyqtgraph's widgets, built before the clock: this measures the list
+    clock, marks, gaps, last = QElapsedTimer(), {}, [], [0.0]
+
+    class PaintWatch(QObject):
+        def eventFilter(self, _obj: Any, event: Any) -> bool:
+            if event.type() == QEvent.Type.Paint and page.model.rowCount() and "painted" not in marks:
+                marks["painted"] = clock.nsecsElapsed() / 1e9
+            return False
+
+    def tick() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        gaps.append(now - last[0])
+        last[0] = now
+
+    watch = PaintWatch()
+    page.table.viewport().installEventFilter(watch)
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(tick)
+    clock.start()
+    probe.start()
+    page.show()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not ("painted" in marks and page.model.rowCount() == count):
+        app.processEvents()  # type: ignore[union-attr]
+        time.sleep(0.001)
+    marks["all"] = clock.nsecsElapsed() / 1e9
+    settle = time.monotonic()
+    while time.monotonic() - settle < 1.2:  # one refresh tick after the load (changes only, now)
+        app.processEvents()  # type: ignore[union-attr]
+        time.sleep(0.001)
+    probe.stop()
+    assert page.model.rowCount() == count, page.model.rowCount()
+    page.close()
+    page.deleteLater()
+    app.processEvents()  # type: ignore[union-attr]
+    return marks["painted"], marks["all"], max(gaps) / 1000
+
+
+def _service_times(store: Any, repeat: int) -> dict[str, list[float]]:
+    """The reads behind the status counts, the queue's next job and one change refresh, with 10,000 jobs."""
+    from core.jobs import store as job_store
     from core.services import jobs as job_service
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    out: dict[str, list[float]] = {}
+    out["queue: next queued job"], _ = _timed(lambda: job_store.next_queued_job(store), repeat)
+    if hasattr(job_service, "job_counts"):
+        out["status counts (SQL GROUP BY)"], _ = _timed(lambda: job_service.job_counts(store, None), repeat)
+        marks = job_service.list_marks(store, None)
+        watch = frozenset(range(1, 2500))
+        out["refresh: changes since the last read"], _ = _timed(lambda: job_service.job_changes(
+            store, None, after_id=marks.max_id, watch=watch, checkpoint_mark=marks.checkpoint_mark,
+            known_total=sum(marks.counts.values())), repeat)
+    else:
+        out["refresh: every row (list_jobs)"], _ = _timed(lambda: job_service.list_jobs(store, None), repeat)
+    return out
+
+
+def measure_jobs_list(work: Path, count: int, repeat: int) -> dict[str, list[float]]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from core.db.engine import Store
+
+    QApplication.instance() or QApplication(sys.argv[:1])
+    few = Store(work / "few_jobs.db")  # the floor: the same page with 10 jobs (charts painting, layout)
+    few.migrate()
+    few.ensure_defaults()
+    _make_jobs(few, FLOOR_JOBS)
+    floor = [_page_run(few, FLOOR_JOBS) for _ in range(repeat)]
+    few.dispose()
     store = Store(work / "jobs.db")
     store.migrate()
     store.ensure_defaults()
     _make_jobs(store, count)
-    first_rows, stalls = [], []
-    for _ in range(repeat):
-        view = QTableView()
-        model = JobsTableModel(view)
-        view.setModel(model)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
-        view.resize(1200, 400)
-        view.show()
-        app.processEvents()
-        beats: list[float] = []
-        heartbeat = QTimer()
-        heartbeat.setInterval(5)
-        heartbeat.timeout.connect(lambda beats=beats: beats.append(time.perf_counter()))
-        heartbeat.start()
-        done: list[float] = []
-        started = time.perf_counter()
-
-        def shown(rows: Any, model: Any = model, done: list[float] = done) -> None:
-            model.set_rows(rows)
-            done.append(time.perf_counter())
-
-        run_task(lambda _st: job_service.list_jobs(store, None), on_result=shown, owner=view, title="rows")
-        while not done:
-            app.processEvents()
-        view.viewport().repaint()
-        settle = time.perf_counter()
-        while time.perf_counter() - settle < 0.1:
-            app.processEvents()
-        heartbeat.stop()
-        assert model.rowCount() == count
-        first_rows.append(done[0] - started)
-        gaps = np.diff([started, *beats]) if beats else np.array([0.0])
-        stalls.append(float(gaps.max()))
-        view.deleteLater()
-        app.processEvents()
+    runs = [_page_run(store, count) for _ in range(repeat)]
+    out = {"first rows painted": [r[0] for r in runs], "every row in the model": [r[1] for r in runs],
+           "longest GUI stall": [r[2] for r in runs],
+           f"floor, {FLOOR_JOBS} jobs: first rows painted": [r[0] for r in floor],
+           f"floor, {FLOOR_JOBS} jobs: longest GUI stall": [r[2] for r in floor]}
+    out.update(_service_times(store, repeat))
     store.dispose()
-    return [
-        (f"jobs list with {count:,} jobs: read → first rows", _ms(first_rows), "≤ 100 ms",
-         _verdict(statistics.median(first_rows) <= 0.1)),
-        ("  longest GUI-thread stall meanwhile", _ms(stalls), "≤ 50 ms", _verdict(statistics.median(stalls) <= 0.05)),
-    ]
+    return out
+
+
+def _before(tree: str, count: int, repeat: int) -> dict[str, list[float]]:
+    """The same measurement on another checkout (``git worktree add``: the code before this change)."""
+    env = {**os.environ, "PYTHONPATH": tree}
+    done = subprocess.run([sys.executable, __file__, "--jobs-only", "--json", "--jobs", str(count),
+                           "--repeat", str(repeat)], cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"the before run in {tree} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_jobs_list(work: Path, count: int, repeat: int, before: str | None) -> list[tuple[str, str, str, str]]:
+    """The real Jobs page with ``count`` jobs in the store; ``before``: a checkout to compare with."""
+    now = measure_jobs_list(work, count, repeat)
+    then = _before(before, count, repeat) if before else {}
+    targets = {"first rows painted": 0.1, "longest GUI stall": 0.05}
+    rows = []
+    for name, times in now.items():
+        limit = targets.get(name)
+        rows.append((f"jobs page, {count:,} jobs: {name}", _ms(times), f"≤ {limit * 1000:.0f} ms" if limit else "",
+                     _verdict(statistics.median(times) <= limit) if limit else ""))
+        if name in then:
+            rows.append(("  before this change", _ms(then[name]), "", ""))
+    rows += [(f"  before: {name}", _ms(times), "", "") for name, times in then.items() if name not in now]
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,12 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compare-runs", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--jobs-only", action="store_true", help="only the jobs list (no 1M-step runs)")
+    parser.add_argument("--before", metavar="CHECKOUT", help="also measure the jobs list in this checkout "
+                        "(e.g. `git worktree add /tmp/base HEAD`), same run")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the --before child's output
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vp-bench-long-") as folder:
         work = Path(folder)
         os.environ["VP_HOME"] = str(work / "home")
-        rows = bench_charts(work, args.steps, args.repeat, args.compare_runs)
-        rows += bench_jobs_list(work, args.jobs, args.repeat)
+        if args.json:
+            print(json.dumps(measure_jobs_list(work, args.jobs, args.repeat)))
+            return 0
+        rows = [] if args.jobs_only else bench_charts(work, args.steps, args.repeat, args.compare_runs)
+        rows += bench_jobs_list(work, args.jobs, args.repeat, args.before)
     print_table(f"Long runs (median [min–max] of {args.repeat}; machine shared with other work)", rows)
     return 0
 

@@ -21,6 +21,9 @@ from core.resources import is_frozen, licenses_dir
 INDEX_FILE = "index.json"
 LICENSE_NAME = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", re.IGNORECASE)
 APP_DISTRIBUTION = "vision-platform"
+STANDARD_TEXT_DIRS = (Path("/usr/share/common-licenses"),)
+STANDARD_FILES = {"LGPL-3.0": "LGPL-3", "LGPL-2.1": "LGPL-2.1", "GPL-3.0": "GPL-3", "GPL-2.0": "GPL-2",
+                  "Apache-2.0": "Apache-2.0", "MPL-2.0": "MPL-2.0", "CC0-1.0": "CC0-1.0"}
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,17 @@ class PackageLicense:
     files: tuple[str, ...] = ()  # relative to the licences folder (frozen app only)
 
 
+def _field(meta: metadata.PackageMetadata, name: str) -> str:
+    values = meta.get_all(name) or []
+    return str(values[0]) if values else ""
+
+
 def _license_text(dist: metadata.Distribution) -> str:
     meta = dist.metadata
-    expression = meta["License-Expression"] or ""
+    expression = _field(meta, "License-Expression")
     if expression:
         return expression
-    declared = (meta["License"] or "").strip()
+    declared = _field(meta, "License").strip()
     if declared and len(declared) < 80 and "\n" not in declared:
         return declared
     classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
@@ -48,6 +56,19 @@ def _license_files(dist: metadata.Distribution) -> list[metadata.PackagePath]:
     declared = set(dist.metadata.get_all("License-File") or [])
     chosen = [f for f in files if ".dist-info" in str(f) and (f.name in declared or LICENSE_NAME.match(f.name))]
     return [f for f in chosen if not str(f).endswith((".pyc", ".py"))]
+
+
+def standard_texts(expression: str) -> list[Path]:
+    """The operating system's copies of the standard licences an SPDX expression names (Debian/Ubuntu
+    keep them in /usr/share/common-licenses), for a package whose metadata ships no licence file of its
+    own (PySide6 and shiboken6 declare LGPL-3.0 but ship no text)."""
+    found = []
+    for spdx in re.findall(r"[A-Za-z0-9.+-]+", expression):
+        name = STANDARD_FILES.get(re.sub(r"-(only|or-later)$|\+$", "", spdx))
+        for folder in STANDARD_TEXT_DIRS:
+            if name and (folder / name).is_file() and folder / name not in found:
+                found.append(folder / name)
+    return found
 
 
 def distributions_for(top_level_modules: Iterable[str]) -> list[metadata.Distribution]:
@@ -73,12 +94,13 @@ def collect_licenses(top_level_modules: Iterable[str], out: Path) -> list[Packag
     packages = []
     for dist in distributions_for(top_level_modules):
         name = dist.metadata["Name"]
+        sources = [Path(str(dist.locate_file(entry))) for entry in _license_files(dist)]
         copied = []
-        for entry in _license_files(dist):
-            target = out / name / entry.name
+        for source in sources or standard_texts(_license_text(dist)):
+            target = out / name / source.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(Path(str(dist.locate_file(entry))).read_bytes())
-            copied.append(f"{name}/{entry.name}")
+            target.write_bytes(source.read_bytes())
+            copied.append(f"{name}/{source.name}")
         packages.append(_describe(dist, tuple(copied)))
     out.mkdir(parents=True, exist_ok=True)
     (out / INDEX_FILE).write_text(json.dumps([asdict(p) for p in packages], indent=1), encoding="utf-8")
@@ -115,5 +137,5 @@ def license_texts(package: PackageLicense) -> list[str]:
         dist = metadata.distribution(package.name)
     except metadata.PackageNotFoundError:
         return []
-    return [Path(str(dist.locate_file(entry))).read_text(encoding="utf-8", errors="replace")
-            for entry in _license_files(dist)]
+    files = [Path(str(dist.locate_file(entry))) for entry in _license_files(dist)] or standard_texts(package.license)
+    return [file.read_text(encoding="utf-8", errors="replace") for file in files]

@@ -1,16 +1,23 @@
-"""The jobs table: a Qt model over job rows that ``core.services.jobs.list_jobs`` reads in a worker thread.
+"""The jobs table: a Qt model over job rows that the jobs service reads page by page in a worker thread.
 
-Rows are plain frozen :class:`JobRow` snapshots (no SQLAlchemy objects cross threads). ``set_rows`` keeps
-the view's selection and scroll position: unchanged ids only emit ``dataChanged`` for the cells that
-changed; a different id list resets the model (the page restores the selection by id).
+Rows are plain frozen :class:`JobRow` snapshots (no SQLAlchemy objects cross threads). A sweep leaves
+10,000 jobs in the DB, so the model never takes them in one go: :meth:`append_rows` adds a page at the
+end (the page reads the first page first, the rest in chunks), :meth:`apply_changes` updates only the
+rows the service says changed (``dataChanged`` for those rows; new jobs are inserted at the top) and
+:meth:`remove_missing` drops deleted ones. A reset (:meth:`clear`) happens only when the order or
+the project changes; ``full_reloads`` counts them. Sorting is done by SQLite (``sort`` asks the page to
+read again in the new order): a row whose sort value changes keeps its place until the next sort, so
+rows never jump under the pointer.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRect, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QApplication,
@@ -22,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import STATUS_COLOURS
-from core.services.jobs import JobSummary, format_metric
+from core.jobs import FINAL_STATES
+from core.services.jobs import JobOrder, JobSummary, format_metric
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1
 JobIdRole = Qt.ItemDataRole.UserRole + 2
@@ -30,6 +38,8 @@ JobIdRole = Qt.ItemDataRole.UserRole + 2
 COLUMNS = ("Name", "Model", "Status", "Epoch", "Progress", "ETA", "Best metric", "Started", "Duration", "Sync")
 COL_STATUS = COLUMNS.index("Status")
 COL_PROGRESS = COLUMNS.index("Progress")
+# Columns SQLite sorts by (``core.services.jobs.SORT_KEYS``); -1 is the default order, newest first.
+SORT_COLUMNS = {-1: "id", 0: "name", 1: "model", 2: "status", 3: "epoch", 6: "best", 7: "started"}
 
 
 def format_seconds(seconds: float) -> str:
@@ -47,11 +57,16 @@ JobRow = JobSummary
 
 
 class JobsTableModel(QAbstractTableModel):
+    sort_requested = Signal(object)  # JobOrder: the rows must be read again in this order
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows: list[JobRow] = []
         self._positions: dict[int, int] = {}  # job id -> row: lookups stay O(1) with 10,000 jobs
+        self._counts: Counter[str] = Counter()  # rows per status, kept as rows come and go
         self.now = datetime.now()
+        self.order = JobOrder()
+        self.full_reloads = 0  # model resets (tests and the benchmark: changes never reset)
 
     # -- Qt model ---------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -64,6 +79,20 @@ class JobsTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        key = SORT_COLUMNS.get(column)
+        if key is None:
+            return  # computed columns (progress, ETA, duration, sync): the page puts the indicator back
+        wanted = JobOrder(key, descending=column == -1 or order == Qt.SortOrder.DescendingOrder)
+        if wanted != self.order:
+            self.order = wanted
+            self.sort_requested.emit(wanted)
+
+    def sort_column(self) -> tuple[int, Qt.SortOrder]:
+        """The header's indicator for the current order."""
+        column = next(c for c, key in SORT_COLUMNS.items() if key == self.order.key)
+        return column, Qt.SortOrder.DescendingOrder if self.order.descending else Qt.SortOrder.AscendingOrder
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -114,23 +143,68 @@ class JobsTableModel(QAbstractTableModel):
         return ""
 
     # -- updates ----------------------------------------------------------------------------------
-    def set_rows(self, rows: list[JobRow], now: datetime | None = None) -> bool:
-        """Show ``rows``; returns True when the id list changed (the model was reset)."""
+    def clear(self) -> None:
+        """Forget every row (another order or project follows, read page by page)."""
+        self.beginResetModel()
+        self.rows, self._positions, self._counts = [], {}, Counter()
+        self.endResetModel()
+        self.full_reloads += 1
+
+    def append_rows(self, rows: Iterable[JobRow]) -> int:
+        """Add a page of rows at the end (ids already shown are skipped); returns how many were added."""
+        new = [row for row in rows if row.id not in self._positions]
+        if not new:
+            return 0
+        first = len(self.rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        self.rows.extend(new)
+        for position, row in enumerate(new, first):
+            self._positions[row.id] = position
+            self._counts[row.status] += 1
+        self.endInsertRows()
+        return len(new)
+
+    def apply_changes(self, rows: Iterable[JobRow], now: datetime | None = None) -> list[tuple[JobRow, JobRow]]:
+        """Update the rows given (``dataChanged`` per changed row; running rows always, for ETA and
+        duration); unknown ids are new jobs, inserted at the top. Returns (before, after) of updated rows."""
         self.now = now or datetime.now()
-        if [r.id for r in rows] != [r.id for r in self.rows]:
-            self.beginResetModel()
-            self.rows = list(rows)
-            self._positions = {row.id: position for position, row in enumerate(self.rows)}
-            self.endResetModel()
-            return True
-        old = self.rows
-        self.rows = list(rows)
+        updated: list[tuple[JobRow, JobRow]] = []
+        new: list[JobRow] = []
         last = len(COLUMNS) - 1
-        for position, (before, after) in enumerate(zip(old, rows, strict=True)):
-            # Running rows change every second (ETA, duration) even when their fields did not.
-            if before != after or after.status == "running":
+        for row in rows:
+            position = self._positions.get(row.id)
+            if position is None:
+                new.append(row)
+                continue
+            before = self.rows[position]
+            self.rows[position] = row
+            self._counts[before.status] -= 1
+            self._counts[row.status] += 1
+            if before != row or row.status == "running":
                 self.dataChanged.emit(self.index(position, 0), self.index(position, last))
-        return False
+            if before != row:
+                updated.append((before, row))
+        if new:
+            self._insert_at_top(sorted(new, key=lambda r: r.id, reverse=True))
+        return updated
+
+    def _insert_at_top(self, rows: list[JobRow]) -> None:
+        self.beginInsertRows(QModelIndex(), 0, len(rows) - 1)
+        self.rows[:0] = rows
+        self._positions = {row.id: position for position, row in enumerate(self.rows)}
+        self._counts.update(row.status for row in rows)
+        self.endInsertRows()
+
+    def remove_missing(self, ids: frozenset[int]) -> int:
+        """Drop the rows whose job is no longer in ``ids`` (deleted); returns how many went."""
+        gone = sorted((position for job_id, position in self._positions.items() if job_id not in ids), reverse=True)
+        for position in gone:
+            self.beginRemoveRows(QModelIndex(), position, position)
+            self._counts[self.rows.pop(position).status] -= 1
+            self.endRemoveRows()
+        if gone:
+            self._positions = {row.id: position for position, row in enumerate(self.rows)}
+        return len(gone)
 
     def row_for(self, job_id: int) -> int | None:
         return self._positions.get(job_id)
@@ -139,11 +213,12 @@ class JobsTableModel(QAbstractTableModel):
         position = self.row_for(job_id)
         return None if position is None else self.rows[position]
 
+    def unfinished_ids(self) -> frozenset[int]:
+        """Jobs shown as not finished: the service re-reads them to see them finish."""
+        return frozenset(row.id for row in self.rows if row.status not in FINAL_STATES)
+
     def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rows:
-            counts[row.status] = counts.get(row.status, 0) + 1
-        return counts
+        return {status: count for status, count in self._counts.items() if count > 0}
 
 
 class ProgressDelegate(QStyledItemDelegate):

@@ -1,13 +1,17 @@
 """Jobs page: the project's jobs with live charts, log, checkpoints, results and run comparison.
 
-The table re-reads the store every second while visible (in a worker thread) and soon after job
-events. Metric events of the selected job go straight into the charts' buffers; selecting a job
+The table reads the store in a worker thread, never all at once on the GUI thread: the first page of
+rows in the view's order (sorted by SQLite), then the rest in chunks that are inserted one per
+event-loop turn; afterwards, every second while visible and soon after job events, only what changed
+(new jobs, unfinished jobs, jobs whose uploads moved; ``job_service.job_changes``). The status
+counts come from SQL. Metric events of the selected job go straight into the charts' buffers; selecting a job
 reloads its whole history from SQLite, so curves survive an app restart. Charts need pyqtgraph
 (about 1 s to import): they are built when the page is first shown, never during start-up.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,23 +53,38 @@ from app.widgets.checkpoints_panel import CheckpointsPanel
 from app.widgets.common import Banner, EmptyState
 from app.widgets.log_pane import LogPane
 from app.widgets.results_view import ResultsView
-from app.workers import ErrorInfo, TaskSlots, run_task
+from app.workers import ErrorInfo, TaskSlots, TaskState, run_task
 from core.jobs import ACTIVE_STATES, RESUMABLE_STATES
 from core.rundir import RunDir
 from core.services import ServiceError
 from core.services import jobs as job_service
-from core.services.jobs import DeletePreview, JobDetail
+from core.services.jobs import DeletePreview, JobChanges, JobDetail, JobOrder, ListMarks
 
 if TYPE_CHECKING:
     from app.widgets.compare_view import CompareView
     from app.widgets.live_charts import LiveCharts
 
 REFRESH_MS = 1000
+FIRST_PAGE_ROWS = 100  # read first: a screenful and more, in a few milliseconds
+CHUNK_ROWS = 500  # then the rest, this many rows a read and an event-loop turn
 RESIZE_PRECISION_ROWS = 100
 FOLLOW_MS = 500  # a running job's new points are read from the store this often (whoever runs it)
 EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
 STOPPABLE = ACTIVE_STATES
 RESUMABLE = RESUMABLE_STATES
+
+
+def _read_all_rows(state: TaskState, store: Any, project_id: int | None, order: JobOrder) -> ListMarks:
+    """Every job in ``order``, handed over page by page (``state.partial``): the first page is small."""
+    marks = job_service.list_marks(store, project_id)
+    offset, size = 0, FIRST_PAGE_ROWS
+    while True:
+        state.check()
+        rows = job_service.list_jobs_page(store, project_id, order, offset, size, marks.max_id)
+        state.partial((marks, rows))
+        if len(rows) < size:
+            return marks
+        offset, size = offset + len(rows), CHUNK_ROWS
 
 
 class JobsPage(QWidget):
@@ -82,6 +101,15 @@ class JobsPage(QWidget):
         self._loading_job: int | None = None
         self._pending_metrics: list[tuple[int, dict[str, Any]]] = []
         self._mlflow: Any = None  # the `mlflow ui` process this page started
+        self._marks: ListMarks | None = None  # set once every row is read: later reads bring changes only
+        self._chunks: deque[list[JobRow]] = deque()  # read, not yet in the model
+        self._wanted: set[int] = set()  # selected before a reload, selected again by id as rows arrive
+        self._wanted_current: int | None = None
+        self._current_status: str | None = None  # the selected job's status when a reload began
+        self._insert_timer = QTimer(self)
+        self._insert_timer.setInterval(0)
+        self._insert_timer.timeout.connect(self._insert_chunk)
+        self.model.sort_requested.connect(lambda _order: self.reload())
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -95,7 +123,7 @@ class JobsPage(QWidget):
         self._follow = QTimer(self)
         self._follow.setInterval(FOLLOW_MS)
         self._follow.timeout.connect(self._follow_running_job)
-        state.project_change.connect(lambda _pid: self.refresh())
+        state.project_change.connect(lambda _pid: self.reload())
         state.jobs_change.connect(self.refresh)
         state.job_event.connect(self._on_job_event)
         instance = QCoreApplication.instance()
@@ -118,8 +146,12 @@ class JobsPage(QWidget):
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        # Fit columns to the first rows only: measuring all 10,000 rows of a sweep froze the window.
+        header.setSortIndicator(-1, Qt.SortOrder.DescendingOrder)  # newest first until a column is clicked
+        self.table.setSortingEnabled(True)
+        header.sortIndicatorChanged.connect(lambda *_: self._show_sort_indicator())
+        # Columns are fitted to the first page once per read (``_fit_columns``), not on every insert:
+        # ResizeToContents measured again at each chunk of a 10,000-job sweep and held the window.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_PROGRESS, QHeaderView.ResizeMode.Fixed)
@@ -253,31 +285,116 @@ class JobsPage(QWidget):
         self._on_tab()
 
     def refresh(self) -> None:
-        if self.tasks.running("rows"):
-            return  # the timer fires every second: a slow read is not restarted, it finishes
-        store, project_id = self.state.store, self.state.project_id
-        self.tasks.start("rows", lambda _st: job_service.list_jobs(store, project_id), title="Refresh jobs",
-                         on_result=self._show)
+        """Bring the table up to date: every row the first time, then only what changed."""
+        if self.tasks.running("rows") or self._chunks:
+            return  # the timer fires every second: a read in progress finishes first
+        if self._marks is None:
+            self.reload()
+            return
+        store, project_id, marks = self.state.store, self.state.project_id, self._marks
+        watch, total = self.model.unfinished_ids(), self.model.rowCount()
+        self.tasks.start("rows", lambda _st: job_service.job_changes(
+            store, project_id, after_id=marks.max_id, watch=watch, checkpoint_mark=marks.checkpoint_mark,
+            known_total=total), title="Refresh jobs", on_result=self._on_changes)
 
-    def _show(self, rows: list[JobRow]) -> None:
-        selected = self.selected_ids()
+    def reload(self) -> None:
+        """Read every row again (another project or order): the first page at once, the rest in chunks."""
+        self._wanted |= set(self.selected_ids())  # selected again by id as their rows arrive
+        self._wanted_current = self.current_job_id() or self._wanted_current
+        row = self.current_row()
+        if row is not None:
+            self._current_status = row.status  # a change found by the reload updates the job's tabs
+        self._marks = None
+        self._chunks.clear()
+        self.model.clear()
+        store, project_id, order = self.state.store, self.state.project_id, self.model.order
+        self.tasks.start("rows", lambda st: _read_all_rows(st, store, project_id, order), title="Read jobs",
+                         on_partial=self._on_rows_read, on_result=self._on_all_read)
+
+    def _on_rows_read(self, part: tuple[ListMarks, list[JobRow]]) -> None:
+        marks, rows = part
+        self._show_counts(marks.counts)
+        self._chunks.append(rows)
+        if not self._insert_timer.isActive():
+            self._insert_chunk()  # the first page goes in at once
+            self._insert_timer.start()
+
+    def _on_all_read(self, marks: ListMarks) -> None:
+        self._marks = marks
+        if not self._insert_timer.isActive():
+            self._insert_chunk()
+
+    def _insert_chunk(self) -> None:
+        """One chunk per event-loop turn: 10,000 rows never hold the window for one long turn."""
+        if self._chunks:
+            first_page = self.model.rowCount() == 0
+            self.model.append_rows(self._chunks.popleft())
+            if first_page:
+                self._fit_columns()
+            self._reselect()
+        elif self._marks is not None:  # everything read and shown
+            self._insert_timer.stop()
+            self._wanted, self._wanted_current = set(), None
+        else:
+            self._insert_timer.stop()  # the next chunk is still being read: it restarts the timer
+        waiting = bool(self._wanted) or self._wanted_current is not None
+        if self.current_job_id() is None and self.model.rows and not waiting:
+            self.select_job(self.model.rows[0].id)
+        self._update_actions()
+
+    def _fit_columns(self) -> None:
+        """Column widths from the rows shown first (the header measures ``RESIZE_PRECISION_ROWS`` rows)."""
+        for column in range(self.model.columnCount()):
+            if column not in (0, COL_PROGRESS):  # Name stretches; Progress is a fixed-width bar
+                self.table.resizeColumnToContents(column)
+
+    def _reselect(self) -> None:
+        """Select again, by id, what was selected before a reload, as its rows arrive."""
+        found = sorted(job_id for job_id in self._wanted if self.model.row_for(job_id) is not None)
+        current = self._wanted_current
+        current_found = current is not None and self.model.row_for(current) is not None
+        if found or current_found:
+            self._restore_selection(found, current if current_found else None)
+            self._wanted -= set(found)
+            if current_found:
+                self._wanted_current = None
+                row = self.model.job(current)  # type: ignore[arg-type]
+                if row is not None and self._current_status not in (None, row.status):
+                    self._on_selected_status_change(self._current_status, row.status)
+                self._current_status = None
+
+    def _on_changes(self, changes: JobChanges) -> None:
+        updated = self.model.apply_changes(changes.rows)
+        if changes.ids is not None:
+            self.model.remove_missing(changes.ids)
+        assert self._marks is not None
+        self._marks = ListMarks(changes.max_id, changes.checkpoint_mark, changes.counts)
+        self._show_counts(changes.counts)
+        if self.model.status_counts() != changes.counts:
+            self.reload()  # a change the cursors cannot see (a finished job edited elsewhere): read again
+            return
         current = self.current_job_id()
-        before = {row.id: row.status for row in self.model.rows}
-        if self.model.set_rows(rows):
-            self._restore_selection(selected, current)
-        self.stack.setCurrentWidget(self.content if rows else self.empty)
-        counts = self.model.status_counts()
+        if current is None and self.model.rows:
+            self.select_job(self.model.rows[0].id)
+        for before, after in updated:
+            if after.id == current and before.status != after.status:
+                self._on_selected_status_change(before.status, after.status)
+        self._update_actions()
+
+    def _show_counts(self, counts: dict[str, int]) -> None:
         parts = [f"<span style='color:{STATUS_COLOURS.get(s, '#8e9399')}'>{n} {s}</span>"
                  for s, n in sorted(counts.items(), key=lambda item: item[0])]
         self.summary.setText(" · ".join(parts))
-        if rows and self.current_job_id() is None:
-            self.select_job(rows[0].id)
-        job_id = self.current_job_id()
-        if job_id is not None and job_id in before:
-            row = self.model.job(job_id)
-            if row is not None and row.status != before[job_id]:
-                self._on_selected_status_change(before[job_id], row.status)
-        self._update_actions()
+        self.stack.setCurrentWidget(self.content if sum(counts.values()) else self.empty)
+
+    def _show_sort_indicator(self) -> None:
+        """Computed columns are not sorted: the indicator goes back to the order the rows are in."""
+        header = self.table.horizontalHeader()
+        column, order = self.model.sort_column()
+        if (header.sortIndicatorSection(), header.sortIndicatorOrder()) != (column, order) and column != -1:
+            header.blockSignals(True)
+            header.setSortIndicator(column, order)
+            header.blockSignals(False)
 
     def _restore_selection(self, selected: list[int], current: int | None) -> None:
         selection = self.table.selectionModel()

@@ -3,6 +3,11 @@
 The jobs come from the jobs table's selection (Ctrl/Shift-click); their metrics are read from the
 store in a worker thread. The list on the left toggles each job's curve; the combo picks the metric
 (every metric any of the jobs reported, per epoch or per step).
+
+Per-step curves of long runs (10 runs of a million steps) come from the store as one min/max pair
+per pixel column over the whole run; zooming or panning reads the shown range again, like the job's
+own charts do (``core.services.metrics.window``: finer levels, down to the raw points), one read per
+job in its own task slot after the view settles.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,14 +30,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import class_colour
-from app.models.chart_data import ChartData, SeriesKey, load_chart_data
+from app.models.chart_data import ChartData, SeriesKey, fetch_window, load_chart_data
 from app.workers import TaskSlots
 
 PREFERRED = ("val/map50_95", "val/map50", "val/accuracy", "val/miou", "val/loss", "train/loss")
+VIEW_FETCH_DELAY_MS = 120  # after the last zoom/pan change, the shown range is read again
 
 
-def _read_metrics(store: Any, job_id: int, _state: Any) -> ChartData:
-    return load_chart_data(store, job_id)
+def _read_metrics(store: Any, job_id: int, width: int, _state: Any) -> ChartData:
+    return load_chart_data(store, job_id, width)
+
+
+def _read_window(store: Any, job_id: int, name: str, x_from: float, x_to: float, width: int, _state: Any) -> Any:
+    return fetch_window(store, job_id, [name], x_from, x_to, width)[name]
 
 
 def metric_label(key: SeriesKey) -> str:
@@ -58,6 +69,14 @@ class CompareView(QWidget):
         self.plot.getPlotItem().showGrid(x=True, y=True, alpha=0.15)
         self.legend = self.plot.getPlotItem().addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.curves: dict[int, pg.PlotDataItem] = {}
+        # A zoomed read per job: (series key, window) — replaces the whole-run series while zoomed in.
+        self.zoomed: dict[int, tuple[SeriesKey, Any]] = {}
+        self.window_reads = 0  # for tests and the benchmark
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(VIEW_FETCH_DELAY_MS)
+        self._view_timer.timeout.connect(self._fetch_views)
+        self.plot.getPlotItem().vb.sigXRangeChanged.connect(lambda *_: self._view_timer.start())
         top = QHBoxLayout()
         top.addWidget(QLabel("Metric:"))
         top.addWidget(self.metric_box)
@@ -93,19 +112,77 @@ class CompareView(QWidget):
 
     def reload(self) -> None:
         """Re-read every compared job's metrics (running jobs keep growing)."""
-        store = self.state.store
+        store, width = self.state.store, self.plot_width()
         for job_id, _name in self.jobs:
             slot = f"metrics {job_id}"
             if not self.tasks.running(slot):
-                self.tasks.start(slot, functools.partial(_read_metrics, store, job_id), title="Read metrics",
+                self.tasks.start(slot, functools.partial(_read_metrics, store, job_id, width), title="Read metrics",
                                  on_result=self._on_loaded)
         self.redraw()
+
+    def plot_width(self) -> int:
+        return int(max(self.plot.getPlotItem().vb.width(), 200))
 
     def _on_loaded(self, data: ChartData) -> None:
         assert data.job_id is not None
         self.data[data.job_id] = data
+        self.zoomed.pop(data.job_id, None)
         self._fill_metrics()
         self.redraw()
+
+    # -- zoom and pan: the shown range read again ------------------------------------------------------
+    def _fetch_views(self) -> None:
+        """Each shown per-step curve: the range on screen (with a margin each side) at the plot's width;
+        the whole run again once the view holds all of it."""
+        key = self.current_key()
+        if key is None or key[0] != "step":
+            return
+        vb = self.plot.getPlotItem().vb
+        if vb.state["autoRange"][0]:  # x follows the data ("A" button, a new metric): whole-run series
+            for job_id in [j for j in self.zoomed if j in self.curves]:
+                del self.zoomed[job_id]
+                self._draw_job(job_id)
+            return
+        (x0, x1), _y = vb.viewRange()
+        span, width, store = x1 - x0, self.plot_width(), self.state.store
+        for job_id in self.curves:
+            data = self.data.get(job_id)
+            if data is None or data.step_range is None:
+                continue
+            first, last = data.step_range
+            if x0 <= first and last <= x1:
+                if self.zoomed.pop(job_id, None) is not None:
+                    self._draw_job(job_id)  # the whole-run series already held
+                continue
+            self.tasks.start(f"view {job_id}", functools.partial(
+                _read_window, store, job_id, key[1], x0 - span, x1 + span, 3 * width), title="Read metrics",
+                on_result=lambda window, job_id=job_id, key=key: self._on_window(job_id, key, window))
+
+    def _on_window(self, job_id: int, key: SeriesKey, window: Any) -> None:
+        if key != self.current_key() or job_id not in self.curves:
+            return
+        self.zoomed[job_id] = (key, window)
+        self.window_reads += 1
+        self._draw_job(job_id)
+
+    def _draw_job(self, job_id: int) -> None:
+        x, y = self.shown_series(job_id)
+        if x is not None and job_id in self.curves:
+            self.curves[job_id].setData(x, y)
+
+    def shown_series(self, job_id: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The points a job's curve holds for the current metric: the zoomed read, else the whole run."""
+        key = self.current_key()
+        zoomed = self.zoomed.get(job_id)
+        if zoomed is not None and zoomed[0] == key:
+            return np.asarray(zoomed[1].x, dtype=np.float64), np.asarray(zoomed[1].y, dtype=np.float64)
+        data = self.data.get(job_id)
+        buffer = data.series.get(key) if data is not None and key is not None else None
+        return (buffer.x, buffer.y) if buffer is not None else (None, None)
+
+    def current_key(self) -> SeriesKey | None:
+        key = self.metric_box.currentData()
+        return None if key is None else (str(key[0]), str(key[1]))
 
     @staticmethod
     def colour(position: int) -> QColor:
@@ -142,22 +219,20 @@ class CompareView(QWidget):
             plot.removeItem(item)
         self.curves.clear()
         self.legend.clear()
-        key = self.metric_box.currentData()
+        key = self.current_key()
         if key is None:
             return
-        key = tuple(key)
         plot.setLabel("bottom", key[0])
         plot.setLabel("left", key[1])
         visible = {self.job_list.item(i).data(Qt.ItemDataRole.UserRole)
                    for i in range(self.job_list.count())
                    if self.job_list.item(i).checkState() == Qt.CheckState.Checked}
         for position, (job_id, name) in enumerate(self.jobs):
-            data = self.data.get(job_id)
-            buffer = data.series.get(key) if data is not None else None
-            if buffer is None or job_id not in visible:
+            x, y = self.shown_series(job_id)
+            if x is None or job_id not in visible:
                 continue
             colour = self.colour(position)
-            item = pg.PlotDataItem(buffer.x, buffer.y, pen=pg.mkPen(colour, width=1), name=f"#{job_id} {name}")
+            item = pg.PlotDataItem(x, y, pen=pg.mkPen(colour, width=1), name=f"#{job_id} {name}")
             if key[0] == "epoch":
                 item.setSymbol("o")
                 item.setSymbolSize(5)

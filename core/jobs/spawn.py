@@ -44,7 +44,7 @@ def worker_command(run_dir: Path, *, resume: bool) -> list[str]:
 
 
 def standby_command(early_log: Path, warm_config: Path | None) -> list[str]:
-    """A worker that warms up, then reads ``{"run_dir": …, "resume": …}`` on stdin."""
+    """A worker that warms up, then reads requests on stdin (below) until it is handed a run dir."""
     hint = [WARM_CONFIG_FLAG, str(warm_config)] if warm_config is not None else []
     return subcommand("worker", STANDBY_FLAG, EARLY_LOG_FLAG, str(early_log), *hint)
 

@@ -16,12 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 
 from core import paths
 from core.config import ConfigError, JobConfig, config_from_dict
 from core.db.models import Artifact, Checkpoint, TrainingJob
-from core.jobs import ACTIVE_STATES
+from core.jobs import ACTIVE_STATES, FINAL_STATES
 from core.jobs import store as job_store
 from core.services import ServiceError, Store
 
@@ -220,6 +220,129 @@ def list_jobs(store: Store, project_id: int | None = None) -> list[JobSummary]:
         jobs = session.execute(query).all()
     states = _checkpoint_states(store, project_id)
     return [_summary(job, states.get(job.id, [])) for job in jobs]
+
+
+# -- the jobs table, page by page and change by change (10,000 jobs of a sweep) ----------------------
+# The table's sortable columns and the SQL order of each (the job id breaks ties, so pages never overlap).
+SORT_KEYS: dict[str, tuple[Any, ...]] = {
+    "id": (TrainingJob.id,),
+    "name": (TrainingJob.name,),
+    "model": (TrainingJob.framework, TrainingJob.model_name),
+    "status": (TrainingJob.status,),
+    "epoch": (TrainingJob.current_epoch,),
+    "best": (TrainingJob.best_metric_value,),
+    "started": (TrainingJob.started_at,),
+}
+SQL_PARAMETERS_PER_QUERY = 500  # ids in one ``IN (…)``: far under every SQLite build's limit
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    """How the jobs table is sorted: a :data:`SORT_KEYS` key, descending or not (default: newest first)."""
+
+    key: str = "id"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.key not in SORT_KEYS:
+            raise ServiceError(f"jobs cannot be sorted by {self.key!r}: use one of {', '.join(SORT_KEYS)}")
+
+    def clauses(self) -> list[Any]:
+        columns = [*SORT_KEYS[self.key], TrainingJob.id] if self.key != "id" else [TrainingJob.id]
+        return [column.desc() if self.descending else column.asc() for column in columns]
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """What changed in the jobs list since a table last looked (see :func:`job_changes`)."""
+
+    rows: list[JobSummary]  # new jobs (id above the mark), every unfinished job, jobs whose uploads moved
+    counts: dict[str, int]  # jobs per status, from SQL (the status line; a check that nothing was missed)
+    max_id: int  # the new mark for "new jobs"
+    checkpoint_mark: datetime | None  # the newest checkpoint change seen
+    ids: frozenset[int] | None = None  # every job id, only when the total changed (jobs were deleted)
+
+
+def _summaries(store: Store, query: Any) -> list[JobSummary]:
+    with store.read() as session:
+        jobs = session.execute(query).all()
+        states: dict[int, list[str]] = {}
+        ids = [job.id for job in jobs]
+        for start in range(0, len(ids), SQL_PARAMETERS_PER_QUERY):
+            chunk = ids[start:start + SQL_PARAMETERS_PER_QUERY]
+            for job_id, state in session.execute(select(Checkpoint.job_id, Checkpoint.sync_state)
+                                                 .where(Checkpoint.job_id.in_(chunk))):
+                states.setdefault(job_id, []).append(state)
+    return [_summary(job, states.get(job.id, [])) for job in jobs]
+
+
+def _in_project(query: Any, project_id: int | None) -> Any:
+    return query if project_id is None else query.where(TrainingJob.project_id == project_id)
+
+
+def list_jobs_page(store: Store, project_id: int | None, order: JobOrder, offset: int, limit: int,
+                   max_id: int | None = None) -> list[JobSummary]:
+    """``limit`` jobs from ``offset`` in ``order`` (only ids up to ``max_id``: jobs queued meanwhile
+    come through :func:`job_changes`, not as a shifted page)."""
+    query = _in_project(select(*_SUMMARY_COLUMNS), project_id)
+    if max_id is not None:
+        query = query.where(TrainingJob.id <= max_id)
+    return _summaries(store, query.order_by(*order.clauses()).offset(offset).limit(limit))
+
+
+def job_counts(store: Store, project_id: int | None = None) -> dict[str, int]:
+    """Jobs per status, counted by SQLite (one indexed scan, not 10,000 rows in Python)."""
+    query = _in_project(select(TrainingJob.status, func.count()), project_id).group_by(TrainingJob.status)
+    with store.read() as session:
+        return {status: int(count) for status, count in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class ListMarks:
+    """Where a table's read of the jobs list starts: later changes come from :func:`job_changes`."""
+
+    max_id: int
+    checkpoint_mark: datetime | None
+    counts: dict[str, int]
+
+
+def list_marks(store: Store, project_id: int | None = None) -> ListMarks:
+    with store.read() as session:
+        max_id = session.execute(_in_project(select(func.max(TrainingJob.id)), project_id)).scalar()
+    return ListMarks(int(max_id or 0), _checkpoint_mark(store), job_counts(store, project_id))
+
+
+def _checkpoint_mark(store: Store) -> datetime | None:
+    with store.read() as session:
+        return session.execute(select(func.max(Checkpoint.updated_at))).scalar()
+
+
+def job_changes(store: Store, project_id: int | None, *, after_id: int, watch: frozenset[int],
+                checkpoint_mark: datetime | None, known_total: int) -> JobChanges:
+    """The rows a table showing jobs up to ``after_id`` must update, read without touching the others.
+
+    A job changes while it is unfinished (progress, status) and once when it finishes; its sync column
+    changes with its checkpoints' ``updated_at``. So the rows are: jobs above ``after_id``, every
+    unfinished job, the ``watch``ed ids (those the table last saw unfinished: now finished), and jobs
+    whose checkpoints changed after ``checkpoint_mark``. When the total differs from ``known_total``
+    (jobs deleted), every id comes too, for the table to drop the missing ones.
+    """
+    mark = _checkpoint_mark(store)
+    touched = select(Checkpoint.job_id).where(Checkpoint.updated_at > checkpoint_mark) if checkpoint_mark else None
+    wanted = [TrainingJob.id > after_id, TrainingJob.status.not_in(FINAL_STATES)]
+    watched = sorted(watch)
+    wanted += [TrainingJob.id.in_(watched[i:i + SQL_PARAMETERS_PER_QUERY])
+               for i in range(0, len(watched), SQL_PARAMETERS_PER_QUERY)]
+    if touched is not None or checkpoint_mark is None and mark is not None:
+        wanted.append(TrainingJob.id.in_(touched if touched is not None else select(Checkpoint.job_id)))
+    rows = _summaries(store, _in_project(select(*_SUMMARY_COLUMNS), project_id).where(or_(*wanted))
+                      .order_by(TrainingJob.id.desc()))
+    counts = job_counts(store, project_id)
+    ids = None
+    if sum(counts.values()) != known_total + sum(1 for row in rows if row.id > after_id):
+        with store.read() as session:
+            ids = frozenset(session.scalars(_in_project(select(TrainingJob.id), project_id)))
+    return JobChanges(rows, counts, max(after_id, *(row.id for row in rows), 0), mark, ids)
 
 
 def _job(store: Store, job_id: int) -> TrainingJob:
