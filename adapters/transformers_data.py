@@ -1,7 +1,8 @@
 """Our dataset index → the tensors a transformers image processor and model expect.
 
 One torch ``Dataset`` per task over ``ImageRecord``s (the datasets layer's split, not a copy):
-classification yields a class index; detection yields COCO-style annotations that the processor turns
+classification yields a class index; detection yields COCO-style annotations (one per object: the
+parts of a labelme group are one box) that the processor turns
 into its own targets (DETR-family: normalised centre boxes); segmentation rasterises every polygon,
 rectangle and circle into a class-index mask, background 0 and class *i* of the dataset at *i + 1*.
 Images are decoded when a batch needs them (``workers`` loader processes do it in parallel).
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.datasets.model import ImageRecord, Shape
+from core.datasets.model import ImageRecord, Shape, group_instances
 
 BACKGROUND = "background"
 AREA_SHAPES = ("rectangle", "polygon", "circle")
@@ -30,27 +31,30 @@ def load_rgb(path: Path) -> Any:
         return image.convert("RGB")
 
 
+def object_boxes(shapes: list[Shape], class_ids: dict[str, int]) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """(label, box) per object of a class: an object drawn in several parts (a labelme group) is one
+    box, the union of its area parts."""
+    boxes = []
+    for instance in group_instances([s for s in shapes if s.shape_type in AREA_SHAPES]):
+        if instance.label in class_ids:
+            boxes.append((instance.label, instance.bbox()))
+    return boxes
+
+
 def coco_annotations(shapes: list[Shape], class_ids: dict[str, int], image_id: int) -> dict[str, Any]:
-    """The processor's ``coco_detection`` input: boxes as [x, y, w, h] pixels, one per area shape."""
+    """The processor's ``coco_detection`` input: boxes as [x, y, w, h] pixels, one per object."""
     annotations = []
-    for shape in shapes:
-        if shape.shape_type not in AREA_SHAPES or shape.label not in class_ids:
-            continue
-        x1, y1, x2, y2 = shape.bbox()
+    for label, (x1, y1, x2, y2) in object_boxes(shapes, class_ids):
         width, height = x2 - x1, y2 - y1
         if width > 0 and height > 0:
-            annotations.append({"bbox": [x1, y1, width, height], "category_id": class_ids[shape.label],
+            annotations.append({"bbox": [x1, y1, width, height], "category_id": class_ids[label],
                                 "area": width * height, "iscrowd": 0})
     return {"image_id": image_id, "annotations": annotations}
 
 
 def truth_boxes(shapes: list[Shape], class_ids: dict[str, int]) -> list[list[float]]:
-    """``[class, x1, y1, x2, y2]`` rows in pixels (val_predictions.json and mAP)."""
-    rows = []
-    for shape in shapes:
-        if shape.shape_type in AREA_SHAPES and shape.label in class_ids:
-            rows.append([float(class_ids[shape.label]), *shape.bbox()])
-    return rows
+    """``[class, x1, y1, x2, y2]`` rows in pixels, one per object (val_predictions.json and mAP)."""
+    return [[float(class_ids[label]), *box] for label, box in object_boxes(shapes, class_ids)]
 
 
 def class_mask(shapes: list[Shape], class_ids: dict[str, int], size: tuple[int, int]) -> Any:

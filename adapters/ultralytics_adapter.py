@@ -3,7 +3,8 @@
 How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.py``):
 
 - Data: the dataset goes through our datasets layer (open → health check → split → ``to_yolo``) into
-  ``run_dir/data``; the ``data.yaml`` Ultralytics reads is rewritten by us from a whitelist of keys, so
+  ``run_dir/data``: the split is ``core.datasets.split_dataset``'s (the dataset's test images go to
+  ``images/test``, never train or val); an unreadable image is skipped and named, not a refusal; the ``data.yaml`` Ultralytics reads is rewritten by us from a whitelist of keys, so
   a user's YAML (and its ``download:`` code, which Ultralytics would ``exec``) is never passed on.
 - Save dir: ``project=run_dir.parent, name=run_dir.name, exist_ok=True`` so Ultralytics writes
   ``run_dir/weights/{last,best}.pt``, ``results.csv`` and plots into our run dir.
@@ -29,6 +30,7 @@ How the pieces map onto Ultralytics 8.4 (read from ``ultralytics/engine/trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 _OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}
 # Arguments the adapter owns: a framework_args entry for one of these would break the run layout or trust.
 _RESERVED_ARGS = frozenset({"data", "project", "name", "exist_ok", "resume", "model", "save_dir", "mode", "task"})
+# Findings that skip one image instead of refusing the dataset (reported by name).
+_SKIPPED_FINDINGS = frozenset({"corrupt_image"})
 _DATA_KEYS = ("train", "val", "test", "nc", "names", "kpt_shape", "flip_idx", "kpt_names")
 _SHAPES_FOR_TASK = {
     "detect": {"rectangle", "polygon", "circle"},
@@ -233,12 +237,16 @@ class UltralyticsAdapter(TrainingAdapter):
         config = self.config
         try:
             index = open_dataset(config.dataset, config.dataset_format)
-            errors = [f for f in check_health(index) if f.severity == "error"]
+            findings = check_health(index)
+            index = self._without_unreadable(index, findings)
+            errors = [f for f in findings if f.severity == "error" and f.code not in _SKIPPED_FINDINGS]
             if errors:
                 listed = "; ".join(str(f) for f in errors[:5])
                 more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
                 raise AdapterError(f"{config.dataset}: the dataset has {len(errors)} error(s): {listed}{more}")
             _check_annotations(index, config.task, config.dataset)
+            # The one split decision (core.datasets.split_dataset): "auto" is the dataset's own split when it
+            # has one; its test images are never in train or val.
             split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
             # Regenerated on every start (resume included): the layout is ours, never the user's YAML.
             out_dir = to_yolo(index, self.files.data, task=config.task, split=split, link=True)
@@ -252,6 +260,16 @@ class UltralyticsAdapter(TrainingAdapter):
         data_yaml = _write_data_yaml(out_dir)
         self.data_path = out_dir if config.task == "classify" else data_yaml
         self.class_names = class_names_of(out_dir)
+
+    def _without_unreadable(self, index: Any, findings: list[Any]) -> Any:
+        """The index without the images that cannot be read, each reported by name (as timm jobs do):
+        one corrupt file does not refuse the dataset. None readable is still an error (no_valid_images)."""
+        unreadable = {f.path: f.message for f in findings if f.code in _SKIPPED_FINDINGS}
+        if not unreadable:
+            return index
+        for rel, why in sorted(unreadable.items()):
+            self.reporter.warning(f"{rel}: skipped, {why}", path=rel)
+        return dataclasses.replace(index, images=[r for r in index.images if r.rel not in unreadable])
 
     # ---- model ----
     def _resolve_source(self) -> Path | str:

@@ -21,7 +21,7 @@ from core.resources import resource_path
 CONFIG_VERSION = 1
 Task = Literal["classify", "detect", "segment", "pose"]
 DatasetFormat = Literal["auto", "dice", "yolo", "imagefolder", "coco"]
-SplitStrategy = Literal["stratified", "random", "sequential", "predefined"]
+SplitStrategy = Literal["auto", "stratified", "random", "sequential", "predefined"]
 Optimizer = Literal["adamw", "adam", "sgd"]
 TASKS: tuple[Task, ...] = get_args(Task)
 DETECTION_TASKS: tuple[Task, ...] = ("detect", "segment", "pose")  # tasks whose labels are shapes
@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: SplitStrategy = "stratified"
+    strategy: SplitStrategy = "auto"
     ratio: float = Field(0.8, ge=0.05, le=0.95)
     seed: int = 42
     file: str | None = None

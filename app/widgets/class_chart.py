@@ -9,10 +9,11 @@ from PySide6.QtWidgets import QToolTip, QWidget
 
 TRAIN_COLOUR = "#2f6fd0"
 VAL_COLOUR = "#e0a020"
+TEST_COLOUR = "#8a8f98"  # the dataset's test split: shown, never trained on
 
 
 class ClassChart(pg.PlotWidget):
-    """Images per class, one bar pair (train, val) per class."""
+    """Images per class, one bar per split (train, val and the dataset's test split when it has one)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background=None)
@@ -43,7 +44,7 @@ class ClassChart(pg.PlotWidget):
             return
         name = names[position]
         values = self.counts[name]
-        total = sum(values.get(split, 0) for split in self.splits)
+        total = values.get("train", 0) + values.get("val", 0)  # the validation share of what is trained
         parts = [f"{split} {values.get(split, 0):,}" for split in self.splits]
         share = f" ({values.get('val', 0) / total:.0%} validation)" if "val" in self.splits and total else ""
         self.hover_text = f"{name}: {' · '.join(parts)}{share}"
@@ -58,7 +59,7 @@ class ClassChart(pg.PlotWidget):
         self.counts, self.splits = counts, splits
         names = list(counts)
         width = 0.8 / max(1, len(splits))
-        colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "all": TRAIN_COLOUR}
+        colours = {"train": TRAIN_COLOUR, "val": VAL_COLOUR, "test": TEST_COLOUR, "all": TRAIN_COLOUR}
         for offset, split in enumerate(splits):
             xs = [i - 0.4 + width * (offset + 0.5) for i in range(len(names))]
             heights = [counts[name].get(split, 0) for name in names]

@@ -1,5 +1,8 @@
 """A large image view with its annotations: boxes, polygons, circles, points, lines, labels.
 
+An object drawn in several parts (labelme shapes with one label and group_id) is one item with one
+label, as every converter and count treats it.
+
 Zoom (wheel, +/-, 0 = fit) and pan (drag) are QGraphicsView's; arrow keys ask for the next or
 previous image. Shapes are drawn twice (a dark wide stroke under the class colour) so they read on
 light and dark images alike; pens are cosmetic so lines stay thin at any zoom.
@@ -36,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import class_colour
+from core.datasets.model import group_instances
 
 POINT_RADIUS = 4.0
 
@@ -61,14 +65,25 @@ def shape_path(shape: Any) -> QPainterPath:
     return path
 
 
-class ShapeItem(QGraphicsPathItem):
-    """One annotation; ``label`` and ``shape_type`` are kept for tests and tooltips."""
+def parts_path(parts: Any) -> QPainterPath:
+    """The outlines of an object's parts as one path (each part a closed subpath)."""
+    path = QPainterPath()
+    for part in parts:
+        path.addPath(shape_path(part))
+    return path
 
-    def __init__(self, shape: Any, colour: QColor) -> None:
-        super().__init__(shape_path(shape))
+
+class ShapeItem(QGraphicsPathItem):
+    """One object: a shape, or the parts of a labelme group (same label and group_id) drawn as one.
+    ``label``, ``shape_type``, ``points`` (the first part's) and ``parts`` are kept for tests and tooltips."""
+
+    def __init__(self, shape: Any, colour: QColor, parts: Any = None) -> None:
+        parts = list(parts) if parts else [shape]
+        super().__init__(parts_path(parts))
         self.label: str = shape.label
         self.shape_type: str = shape.shape_type
         self.points: list[tuple[float, float]] = [(float(x), float(y)) for x, y in shape.points]
+        self.parts: list[list[tuple[float, float]]] = [[(float(x), float(y)) for x, y in p.points] for p in parts]
         self.colour = colour
         pen = QPen(colour, 2)
         pen.setCosmetic(True)
@@ -78,7 +93,8 @@ class ShapeItem(QGraphicsPathItem):
         if shape.shape_type == "point":
             fill.setAlpha(255)
         self.setBrush(QBrush(fill))
-        self.setToolTip(f"{shape.label} ({shape.shape_type})")
+        pieces = f", {len(parts)} parts" if len(parts) > 1 else ""
+        self.setToolTip(f"{shape.label} ({shape.shape_type}{pieces})")
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         outline = QPen(QColor(0, 0, 0, 200), 4)
@@ -146,11 +162,11 @@ class ImageViewer(QGraphicsView):
         scene.clear()
         self._pixmap_item = scene.addPixmap(QPixmap.fromImage(image))
         colour_index = {name: i for i, name in enumerate(class_names)}
-        for shape in shapes:
-            colour = class_colour(colour_index.get(shape.label, len(colour_index)))
-            item = ShapeItem(shape, colour)
+        for instance in group_instances(list(shapes)):  # one item and one label per object, not per part
+            colour = class_colour(colour_index.get(instance.label, len(colour_index)))
+            item = ShapeItem(instance.parts[0], colour, instance.parts)
             scene.addItem(item)
-            label = LabelItem(shape.label, colour)
+            label = LabelItem(instance.label, colour)
             rect = item.path().boundingRect()
             label.setPos(rect.left(), rect.top())
             scene.addItem(label)

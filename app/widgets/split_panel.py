@@ -62,9 +62,22 @@ def chart_library_loaded() -> bool:
     return CHART_MODULE in sys.modules and (_chart_import is None or _chart_import.done)
 
 
+_SIDE_TITLES = {"train": "Train", "val": "Val", "test": "Test"}
+
+
+def _summary(result: Any, strategy: str) -> str:
+    """"1,200 training images, 300 validation images" (+ test, + which strategy "auto" chose)."""
+    text = f"{len(result.train):,} training images, {len(result.val):,} validation images"
+    if result.test:
+        text += f", {len(result.test):,} test images (never trained on)"
+    if result.strategy != strategy:
+        text += f" — {strategy}: {'the dataset’s own split' if result.strategy == 'predefined' else result.strategy}"
+    return text
+
+
 class SplitPanel(QWidget):
     split_chosen = Signal(dict)  # {"strategy", "ratio", "seed"}: save it with the dataset
-    split_result = Signal(object)  # {rel: "train" | "val"} (the image grid filters by it)
+    split_result = Signal(object)  # {rel: "train" | "val" | "test"} (the image grid filters by it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,14 +144,14 @@ class SplitPanel(QWidget):
     def set_index(self, index: Any, split_config: dict[str, Any] | None, *,
                   has_predefined_split: bool | None = None) -> None:
         """Show a dataset; ``split_config`` is the one saved with it (or None for defaults).
-        ``has_predefined_split`` may be passed in when known (it walks every record)."""
+        Which split "auto" means is ``split_dataset``'s to decide (``has_predefined_split`` is kept for
+        callers; the preview shows the resolved strategy)."""
+        del has_predefined_split
         self.tasks.cancel("split")  # the preview of the dataset shown before is not wanted any more
         self._index = index
-        if has_predefined_split is None:
-            has_predefined_split = index is not None and index.has_predefined_split
         # The panel has no split-file control: a saved file does not decide its strategy.
         saved = {key: value for key, value in (split_config or {}).items() if key != "file"}
-        choice = datasets_service.split_choice(saved=saved, has_predefined_split=has_predefined_split)
+        choice = datasets_service.split_choice(saved=saved)
         for widget in (self.strategy, self.ratio, self.seed):
             widget.blockSignals(True)
         self.strategy.setCurrentText(choice["strategy"])
@@ -187,7 +200,7 @@ class SplitPanel(QWidget):
     def _on_split(self, answer: Any, choice: dict[str, Any], save: bool) -> None:
         result, self.counts, split_of = answer
         self._fill(self.counts)
-        self.summary.setText(f"{len(result.train):,} training images, {len(result.val):,} validation images")
+        self.summary.setText(_summary(result, choice["strategy"]))
         self.warnings.setText("\n".join(result.warnings))
         self.split_result.emit(split_of)
         if save:
@@ -200,16 +213,19 @@ class SplitPanel(QWidget):
         self.warnings.setText(f"This split cannot be used: {info.message}")
 
     def _fill(self, counts: dict[str, dict[str, int]]) -> None:
+        sides = ["train", "val", "test"] if any("test" in c for c in counts.values()) else ["train", "val"]
+        self.table.setColumnCount(len(sides) + 2)
+        self.table.setHorizontalHeaderLabels(["Class", *(_SIDE_TITLES[side] for side in sides), "Total"])
         self.table.setRowCount(len(counts))
         for row, (name, split_counts) in enumerate(counts.items()):
-            train, val = split_counts.get("train", 0), split_counts.get("val", 0)
-            for column, value in enumerate((name, train, val, train + val)):
+            values = [split_counts.get(side, 0) for side in sides]
+            for column, value in enumerate((name, *values, sum(values))):
                 item = QTableWidgetItem(str(value) if column else name)
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         if self.chart is not None:
-            self.chart.set_counts(counts)
+            self.chart.set_counts(counts, tuple(sides))
         elif self.isVisible():
             preload_chart_library(self._on_chart_library)
 
@@ -227,4 +243,5 @@ class SplitPanel(QWidget):
             self.chart = ClassChart()
             self._chart_area.insertWidget(0, self.chart)
             self._chart_area.setSizes([260, 200])
-        self.chart.set_counts(self.counts)
+        has_test = any("test" in c for c in self.counts.values())
+        self.chart.set_counts(self.counts, ("train", "val", "test") if has_test else ("train", "val"))

@@ -39,7 +39,7 @@ def add_commands(commands: Any) -> None:
     preview = commands.add_parser("split-preview", help="train/val images per class for a split, without training")
     preview.add_argument("dataset", help="a registered dataset's id, or a dataset path")
     preview.add_argument("--format", default="auto", choices=("auto", *FORMATS))
-    preview.add_argument("--strategy", choices=SPLIT_STRATEGIES, help="default: the saved split, else the dataset's own, else stratified")
+    preview.add_argument("--strategy", choices=SPLIT_STRATEGIES, help="default: the saved split, else auto (the dataset's own, else stratified)")
     preview.add_argument("--ratio", type=float, help="train fraction (default: the saved one, else the config default)")
     preview.add_argument("--seed", type=int)
     preview.add_argument("--split-file", help="a train.txt listing the training images")
@@ -112,14 +112,14 @@ def _target(args: argparse.Namespace) -> tuple[datasets_service.OpenedDataset, S
 def cmd_split_preview(args: argparse.Namespace) -> int:
     opened, store = _target(args)
     saved = opened.info.split_config if opened.info is not None else None
-    choice = datasets_service.split_choice(args.strategy, args.ratio, args.seed, args.split_file, saved=saved,
-                                           has_predefined_split=opened.index.has_predefined_split)
+    choice = datasets_service.split_choice(args.strategy, args.ratio, args.seed, args.split_file, saved=saved)
     preview = datasets_service.preview_split(opened.index, choice)
     if args.save and store is not None and opened.info is not None:
         datasets_service.save_split(store, opened.info.id, preview.choice)
     if args.json:
-        print_json({"choice": preview.choice, "train": len(preview.result.train), "val": len(preview.result.val),
-                    "counts": preview.counts, "warnings": preview.warnings, "saved": bool(args.save)})
+        print_json({"choice": preview.choice, "strategy": preview.result.strategy, "train": len(preview.result.train),
+                    "val": len(preview.result.val), "test": len(preview.result.test), "counts": preview.counts,
+                    "warnings": preview.warnings, "saved": bool(args.save)})
         return 0
     _print_preview(preview)
     if args.save and opened.info is not None:
@@ -129,12 +129,16 @@ def cmd_split_preview(args: argparse.Namespace) -> int:
 
 def _print_preview(preview: datasets_service.SplitPreview) -> None:
     choice = ", ".join(f"{key} {value}" for key, value in preview.choice.items())
-    print(f"split: {choice}")
+    result = preview.result
+    resolved = f" (uses {result.strategy})" if result.strategy != preview.choice["strategy"] else ""
+    print(f"split: {choice}{resolved}")
+    sides = [name for name, _ in result.sides()]
     width = max([len("class"), *(len(name) for name in preview.counts)])
-    print(f"  {'class':<{width}}  {'train':>7}  {'val':>7}  {'total':>7}")
-    for name, sides in preview.counts.items():
-        train, val = sides.get("train", 0), sides.get("val", 0)
-        print(f"  {name:<{width}}  {train:>7}  {val:>7}  {train + val:>7}")
-    print(f"{len(preview.result.train):,} training images, {len(preview.result.val):,} validation images")
+    print(f"  {'class':<{width}}  " + "".join(f"{side:>7}  " for side in sides) + f"{'total':>7}")
+    for name, counts in preview.counts.items():
+        values = [counts.get(side, 0) for side in sides]
+        print(f"  {name:<{width}}  " + "".join(f"{value:>7}  " for value in values) + f"{sum(values):>7}")
+    test = f", {len(result.test):,} test images (never trained on)" if result.test else ""
+    print(f"{len(result.train):,} training images, {len(result.val):,} validation images{test}")
     for warning in preview.warnings:
         print(f"  warning: {warning}")

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     convert.add_argument("--split-ratio", type=float, default=DEFAULT_SPLIT_RATIO,
                          help=f"train fraction (default {DEFAULT_SPLIT_RATIO})")
     convert.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help=f"split seed (default {DEFAULT_SPLIT_SEED})")
-    convert.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: the dataset's own split, else stratified")
+    convert.add_argument("--strategy", choices=STRATEGIES, default=None, help="default: auto (the dataset's own split, else stratified)")
     convert.add_argument("--split-file", help="a train.txt listing the training images")
     convert.add_argument("--copy", action="store_true", help="copy images instead of linking them")
     convert.set_defaults(func=cmd_convert, handler=cmd_convert)
@@ -55,16 +55,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _table(index: DatasetIndex, out: TextIO) -> None:
+    """Images per class and folder split, and objects per class when there are shapes (an object
+    drawn in several parts, a labelme group, counts once)."""
     splits = ["train", "val", "test"] if index.has_predefined_split else []
     counts = {split: index.class_counts(split) for split in splits}
     total = index.class_counts()
+    objects = index.object_counts() if any(record.shapes for record in index.images) else None
     width = max([len("class"), *(len(name) for name in total)])
     header = f"  {'class':<{width}}  " + "".join(f"{s:>8}" for s in splits) + f"{'total':>8}"
-    out.write(header + "\n")
+    out.write(header + (f"{'objects':>9}" if objects is not None else "") + "\n")
     for name, count in total.items():
-        out.write(f"  {name:<{width}}  " + "".join(f"{counts[s].get(name, 0):>8}" for s in splits) + f"{count:>8}\n")
+        row = f"  {name:<{width}}  " + "".join(f"{counts[s].get(name, 0):>8}" for s in splits) + f"{count:>8}"
+        out.write(row + (f"{objects.get(name, 0):>9}" if objects is not None else "") + "\n")
     images_row = "".join(f"{sum(1 for r in index.images if r.split == s):>8}" for s in splits)
     out.write(f"  {'(images)':<{width}}  {images_row}{len(index.images):>8}\n")
+
+
+def _split_line(index: DatasetIndex) -> str:
+    """The split a job with the default split settings trains on (the one ``split_dataset`` decides)."""
+    try:
+        split = split_dataset(index)
+    except DatasetError as exc:
+        return f"split (auto): cannot split: {exc}"
+    how = "the dataset's own" if split.strategy == "predefined" else f"{split.strategy}, ratio {DEFAULT_SPLIT_RATIO}, seed {DEFAULT_SPLIT_SEED}"
+    test = f", {len(split.test)} test (never trained on)" if split.test else ""
+    return f"split (auto: {how}): {len(split.train)} train, {len(split.val)} val{test}"
 
 
 def cmd_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -83,6 +98,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if index.keypoint_names:
         out.write(f"keypoints: {', '.join(index.keypoint_names)}\n")
     _table(index, out)
+    out.write(_split_line(index) + "\n")
     summary = summarize(findings)
     out.write(f"findings: {summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info\n")
     order = {"error": 0, "warning": 1, "info": 2}
@@ -102,9 +118,9 @@ def cmd_convert(args: argparse.Namespace, out: TextIO | None = None) -> int:
         split: SplitResult | None = None
         if args.split_file or args.strategy:
             split = split_dataset(
-                index, strategy=args.strategy or "predefined", ratio=args.split_ratio, seed=args.seed, split_file=args.split_file
+                index, strategy=args.strategy or "auto", ratio=args.split_ratio, seed=args.seed, split_file=args.split_file
             )
-        elif not index.has_predefined_split and converter.needs_split:
+        elif converter.needs_split:
             split = split_dataset(index, ratio=args.split_ratio, seed=args.seed)
         result = converter.write(index, Path(args.out), split, link, getattr(args, "task", None))
     except DatasetError as exc:

@@ -1,7 +1,8 @@
 """COCO instances reader (bbox, polygon and RLE segmentation).
 
-Classes follow category id order. Polygon segmentations become polygons; RLE masks (crowd regions)
-are kept as their bounding box, and a finding says so.
+Classes follow category id order. Polygon segmentations become polygons (an annotation with several
+polygons becomes its parts with one labelme ``group_id``: one object); RLE masks (crowd regions) are
+kept as their bounding box, and a finding says so.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def _find_image(file_name: str, json_rel: str, split_hint: SplitName | None, ima
         if norm is not None and norm in images:
             return norm
     return by_name.get(posixpath.basename(name))
+
+
+def _next_group_id(record: ImageRecord) -> int:
+    """A labelme group_id not used yet in this image."""
+    return 1 + max((shape.group_id for shape in record.shapes if shape.group_id is not None), default=0)
 
 
 def read_coco(root: Path, files: list[str] | None = None) -> DatasetIndex:
@@ -209,8 +215,10 @@ def _read_one(
         elif isinstance(segmentation, dict):
             rle_count += 1
         if polygons:
-            for points in polygons:
-                record.shapes.append(Shape(label=label, shape_type="polygon", points=points))
+            # An object in several polygons is one labelme group (one object, several parts).
+            group_id = _next_group_id(record) if len(polygons) > 1 else None
+            record.shapes.extend(Shape(label=label, shape_type="polygon", points=points, group_id=group_id)
+                                 for points in polygons)
             continue
         bbox = ann.get("bbox")
         try:

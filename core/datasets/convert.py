@@ -26,7 +26,8 @@ from core.config import TASKS
 from core.datasets.common import MAPPING_FILE, REPORT_FILE, SPLIT_DIR_NAMES
 from core.datasets.dice import LabelmeShape, labelme_document, labelme_shape, labelme_text
 from core.datasets.errors import DatasetError
-from core.datasets.model import DatasetIndex, ImageRecord, Shape
+from core.datasets.images import load_image_rgb
+from core.datasets.model import DatasetIndex, ImageRecord, Instance, Shape
 from core.datasets.splits import SplitResult, split_dataset
 
 MARKER = ".vision-platform-dataset"
@@ -152,10 +153,10 @@ class _Output:
         used.add(stem_key(candidate))
         return candidate
 
-    def place(self, record: ImageRecord, *parts: str) -> None:
+    def place(self, record: ImageRecord, *parts: str, copy: bool = False) -> None:
         target = self.str_path(*parts)
         self.ensure_dir(os.path.dirname(target))
-        method = _place(str(record.path), target, self.link)
+        method = _place(str(record.path), target, self.link and not copy)
         self.methods[method] = self.methods.get(method, 0) + 1
         self.images_written += 1
 
@@ -265,24 +266,70 @@ def clipped_box(shape: Shape, width: int, height: int) -> tuple[float, float, fl
     return x1, y1, x2, y2
 
 
+def instance_box(instance: Instance, width: int, height: int) -> tuple[float, float, float, float] | None:
+    """An object's box: the union of its parts' clipped boxes (labelme's converters: one box per
+    group), or None when no part has area inside the image."""
+    boxes = [box for part in instance.parts if (box := clipped_box(part, width, height)) is not None]
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def instance_polygons(instance: Instance, width: int, height: int) -> list[list[tuple[float, float]]]:
+    """Each part's outline clipped to the image; parts without area inside it are dropped."""
+    polygons = (clip_polygon(shape_polygon(part), width, height) for part in instance.parts)
+    return [polygon for polygon in polygons if len(polygon) >= 3 and polygon_area(polygon) > 0]
+
+
+def _closest(first: list[tuple[float, float]], second: list[tuple[float, float]]) -> tuple[int, int]:
+    """Indexes of the closest pair of points (the first such pair in row-major order, as numpy's argmin)."""
+    best = (math.inf, 0, 0)
+    for i, (x1, y1) in enumerate(first):
+        for j, (x2, y2) in enumerate(second):
+            distance = (x1 - x2) ** 2 + (y1 - y2) ** 2
+            if distance < best[0]:
+                best = (distance, i, j)
+    return best[1], best[2]
+
+
+def merge_multi_segment(segments: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Several polygons as one outline, joined by zero-width bridges between their closest points:
+    Ultralytics' ``merge_multi_segment`` (ultralytics/data/converter.py, what its COCO converter writes
+    for a multi-polygon object), point for point, without numpy."""
+    parts = [list(segment) for segment in segments]
+    if len(parts) == 1:
+        return parts[0]
+    links: list[list[int]] = [[] for _ in parts]
+    for i in range(1, len(parts)):
+        a, b = _closest(parts[i - 1], parts[i])
+        links[i - 1].append(a)
+        links[i].append(b)
+    last = len(parts) - 1
+    merged: list[tuple[float, float]] = []
+    for i, link in enumerate(links):  # forward: each part from its first link, closed
+        if len(link) == 2 and link[0] > link[1]:
+            link = [len(parts[i]) - 1 - x for x in link]
+            parts[i] = parts[i][::-1]
+        parts[i] = parts[i][link[0]:] + parts[i][: link[0]]
+        parts[i].append(parts[i][0])
+        merged.extend(parts[i] if i in (0, last) else parts[i][: link[1] - link[0] + 1])
+    for i in range(last - 1, 0, -1):  # back: the middle parts' other halves
+        merged.extend(parts[i][abs(links[i][1] - links[i][0]) :])
+    return merged
+
+
 # ------------------------------------------------------------------------------------------- splits
 
 
 def _resolve_split(index: DatasetIndex, split: SplitResult | None) -> SplitResult:
-    """The split to write: the caller's, else the dataset's own, else a stratified split with the
-    config's default ratio and seed."""
-    if split is not None:
-        return split
-    if index.has_predefined_split:
-        try:
-            return split_dataset(index, strategy="predefined")
-        except DatasetError:
-            pass  # e.g. only a train/ folder: fall back to splitting it
-    return split_dataset(index, strategy="stratified")
+    """The split to write: the caller's, else ``split_dataset``'s default (auto: the dataset's own,
+    else stratified with the config's default ratio and seed)."""
+    return split if split is not None else split_dataset(index)
 
 
 def _by_split(split: SplitResult) -> Iterable[tuple[str, list[ImageRecord]]]:
-    return (("train", split.train), ("val", split.val))
+    """train, val and the dataset's test split (kept apart: written as its own split, never trained on)."""
+    return split.sides()
 
 
 def _ids(index: DatasetIndex) -> dict[str, int]:
@@ -318,6 +365,8 @@ def _keypoint_layout(index: DatasetIndex) -> tuple[list[str], bool]:
 def _yolo_lines(
     record: ImageRecord, task: str, ids: dict[str, int], keypoints: tuple[list[str], bool], out: _Output
 ) -> list[str]:
+    """One label line per object: a labelme group's parts are one box (their union) or, for segment,
+    one outline (the parts joined as Ultralytics' ``merge_multi_segment`` joins them)."""
     assert record.width is not None and record.height is not None
     width, height = record.width, record.height
     lines: list[str] = []
@@ -325,48 +374,84 @@ def _yolo_lines(
     for shape in record.shapes:
         if shape.shape_type == "point" and shape.group_id is not None:
             points_by_group.setdefault(shape.group_id, []).append(shape)
-    for shape in record.shapes:
-        if shape.shape_type == "point":
+    for instance in record.instances():
+        kind = instance.parts[0].shape_type
+        if kind == "point":
             continue
-        class_id = ids.get(shape.label)
+        class_id = ids.get(instance.label)
         if class_id is None:
-            out.skip(record, f"label '{shape.label}' is not a class")
+            out.skip(record, f"label '{instance.label}' is not a class")
             continue
         if task == "segment":
-            polygon = clip_polygon(shape_polygon(shape), width, height)
-            if len(polygon) < 3 or polygon_area(polygon) <= 0:
-                out.skip(record, f"{shape.shape_type} '{shape.label}' has no area inside the image")
+            polygons = instance_polygons(instance, width, height)
+            if not polygons:
+                out.skip(record, f"{kind} '{instance.label}' has no area inside the image")
                 continue
-            coords = " ".join(f"{_fmt(x / width)} {_fmt(y / height)}" for x, y in polygon)
+            coords = " ".join(f"{_fmt(x / width)} {_fmt(y / height)}" for x, y in merge_multi_segment(polygons))
             lines.append(f"{class_id} {coords}")
             continue
-        box = clipped_box(shape, width, height)
+        box = instance_box(instance, width, height)
         if box is None:
-            out.skip(record, f"{shape.shape_type} '{shape.label}' has no area inside the image")
+            out.skip(record, f"{kind} '{instance.label}' has no area inside the image")
             continue
-        x1, y1, x2, y2 = box
-        line = f"{class_id} {_fmt((x1 + x2) / 2 / width)} {_fmt((y1 + y2) / 2 / height)} {_fmt((x2 - x1) / width)} {_fmt((y2 - y1) / height)}"
+        line = _box_line(class_id, box, width, height)
         if task == "pose":
-            names, by_name = keypoints
-            group = points_by_group.get(shape.group_id, []) if shape.group_id is not None else []
-            if by_name:
-                slots: list[Shape | None] = [next((p for p in group if p.label == n), None) for n in names]
-            else:
-                ordered = sorted(group, key=lambda p: (p.label, p.points[0]))
-                slots = [ordered[i] if i < len(ordered) else None for i in range(len(names))]
-            values = []
-            for point in slots:
-                if point is None:
-                    values.append("0 0 0")
-                    continue
-                x, y = point.points[0]
-                if 0 <= x <= width and 0 <= y <= height:
-                    values.append(f"{_fmt(x / width)} {_fmt(y / height)} 2")
-                else:
-                    values.append("0 0 0")
-            line = f"{line} {' '.join(values)}" if values else line
+            group = points_by_group.get(instance.group_id, []) if instance.group_id is not None else []
+            line = _with_keypoints(line, group, keypoints, width, height)
         lines.append(line)
     return lines
+
+
+def _box_line(class_id: int, box: tuple[float, float, float, float], width: int, height: int) -> str:
+    x1, y1, x2, y2 = box
+    return (f"{class_id} {_fmt((x1 + x2) / 2 / width)} {_fmt((y1 + y2) / 2 / height)} "
+            f"{_fmt((x2 - x1) / width)} {_fmt((y2 - y1) / height)}")
+
+
+def _with_keypoints(line: str, group: list[Shape], keypoints: tuple[list[str], bool], width: int, height: int) -> str:
+    names, by_name = keypoints
+    if by_name:
+        slots: list[Shape | None] = [next((p for p in group if p.label == n), None) for n in names]
+    else:
+        ordered = sorted(group, key=lambda p: (p.label, p.points[0]))
+        slots = [ordered[i] if i < len(ordered) else None for i in range(len(names))]
+    values = []
+    for point in slots:
+        if point is None:
+            values.append("0 0 0")
+            continue
+        x, y = point.points[0]
+        if 0 <= x <= width and 0 <= y <= height:
+            values.append(f"{_fmt(x / width)} {_fmt(y / height)} 2")
+        else:
+            values.append("0 0 0")
+    return f"{line} {' '.join(values)}" if values else line
+
+
+def _truncated_jpeg(record: ImageRecord) -> bool:
+    """A JPEG whose file does not end with the end-of-image marker (cut off, or trailing bytes)."""
+    if record.format != "JPEG":
+        return False
+    try:
+        with open(record.path, "rb") as f:
+            f.seek(-2, os.SEEK_END)
+            return f.read() != b"\xff\xd9"
+    except OSError:
+        return True
+
+
+def _unreadable(record: ImageRecord) -> str | None:
+    """Why the image cannot be trained on: no readable header, or a cut-off JPEG that does not decode
+    (only those are decoded here: a full decode of every image would cost more than the conversion)."""
+    if record.width is None or record.height is None:
+        return record.header_error or "no readable header"
+    if not _truncated_jpeg(record):
+        return None
+    try:
+        load_image_rgb(record.path)
+    except DatasetError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return None
 
 
 def to_yolo(
@@ -379,7 +464,10 @@ def to_yolo(
 ) -> Path:
     """Write an Ultralytics dataset: images/{train,val}, labels/{train,val}, data.yaml, classes.json.
 
-    ``task="classify"`` writes the classify layout (train/<class>/, val/<class>/) instead.
+    The dataset's test images go to images/test + labels/test (data.yaml's ``test``), never into
+    train or val. One label line per object (see :func:`_yolo_lines`). Unreadable images (no header,
+    or a cut-off JPEG that does not decode) are skipped and named in conversion.json. ``task="classify"`` writes the
+    classify layout (train/<class>/, val/<class>/) instead.
     """
     if task not in TASKS:
         raise DatasetError(f"{out_dir}: unknown YOLO task {task!r} (expected {', '.join(TASKS)})")
@@ -396,17 +484,20 @@ def to_yolo(
         out.path("images", split_name).mkdir(parents=True, exist_ok=True)
         out.path("labels", split_name).mkdir(parents=True, exist_ok=True)
         for record in records:
-            if record.width is None or record.height is None:
-                out.skip(record, f"unreadable image ({record.header_error})")
+            problem = _unreadable(record)
+            if problem is not None:
+                out.skip(record, f"unreadable image ({problem})")
                 continue
             name = out.unique_name("images", record.rel)
-            out.place(record, "images", split_name, name)
+            # Ultralytics rewrites a JPEG without its end marker in place: a copy keeps the user's file intact.
+            out.place(record, "images", split_name, name, copy=_truncated_jpeg(record))
             lines = _yolo_lines(record, task, ids, keypoints, out)
             out.write_text("".join(line + "\n" for line in lines), "labels", split_name, posixpath.splitext(name)[0] + ".txt")
     config: dict[str, Any] = {
         "path": str(out.root),
         "train": "images/train",
         "val": "images/val",
+        **({"test": "images/test"} if resolved.test else {}),
         "nc": len(index.class_names),
         "names": dict(enumerate(index.class_names)),
     }
@@ -458,7 +549,9 @@ def _write_class_folders(
     if multi_label:
         out.warnings.append(f"{multi_label} image(s) have several labels; each was filed under its first")
     if fmt == "yolo":
-        config = {"path": str(out.root), "train": "train", "val": "val", "names": dict(enumerate(index.class_names))}
+        config = {"path": str(out.root), "train": "train", "val": "val",
+                  **({"test": "test"} if split is not None and split.test else {}),
+                  "names": dict(enumerate(index.class_names))}
         out.path("data.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out.finish(fmt, "classify", index.class_names)
 
@@ -476,6 +569,38 @@ def to_imagefolder(
 
 
 # --------------------------------------------------------------------------------------------- COCO
+
+
+def _coco_annotation(instance: Instance, record: ImageRecord, cat_ids: dict[str, int], out: _Output) -> dict[str, Any] | None:
+    """One object as labelme2coco writes it: one annotation, every part's polygon in ``segmentation``
+    (when a part is a polygon or circle), the union box, the parts' total area."""
+    assert record.width is not None and record.height is not None
+    kind = instance.parts[0].shape_type
+    if kind == "point":
+        return None
+    if instance.label not in cat_ids:
+        out.skip(record, f"label '{instance.label}' is not a class")
+        return None
+    box = instance_box(instance, record.width, record.height)
+    if box is None:
+        out.skip(record, f"{kind} '{instance.label}' has no area inside the image")
+        return None
+    x1, y1, x2, y2 = box
+    segmentation: list[list[float]] = []
+    area = (x2 - x1) * (y2 - y1)
+    if any(part.shape_type in ("polygon", "circle") for part in instance.parts):
+        polygons = instance_polygons(instance, record.width, record.height)
+        if polygons:
+            segmentation = [[round(v, 2) for point in polygon for v in point] for polygon in polygons]
+            area = sum(polygon_area(polygon) for polygon in polygons)
+    return {
+        "category_id": cat_ids[instance.label],
+        "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+        "area": round(area, 2),
+        "segmentation": segmentation,
+        "iscrowd": 0,
+    }
+
 
 
 def to_coco(index: DatasetIndex, out_dir: str | Path, split: SplitResult | None = None, link: bool = True) -> Path:
@@ -509,36 +634,11 @@ def to_coco(index: DatasetIndex, out_dir: str | Path, split: SplitResult | None 
             images.append({"id": image_id, "file_name": name, "width": record.width, "height": record.height})
             if record.labels and not record.shapes:
                 out.skip(record, "image-level labels cannot be written as COCO instances")
-            for shape in record.shapes:
-                if shape.shape_type == "point":
-                    continue
-                if shape.label not in cat_ids:
-                    out.skip(record, f"label '{shape.label}' is not a class")
-                    continue
-                box = clipped_box(shape, record.width, record.height)
-                if box is None:
-                    out.skip(record, f"{shape.shape_type} '{shape.label}' has no area inside the image")
-                    continue
-                x1, y1, x2, y2 = box
-                segmentation: list[list[float]] = []
-                area = (x2 - x1) * (y2 - y1)
-                if shape.shape_type in ("polygon", "circle"):
-                    polygon = clip_polygon(shape_polygon(shape), record.width, record.height)
-                    if len(polygon) >= 3:
-                        segmentation = [[round(v, 2) for point in polygon for v in point]]
-                        area = polygon_area(polygon)
-                ann_id += 1
-                annotations.append(
-                    {
-                        "id": ann_id,
-                        "image_id": image_id,
-                        "category_id": cat_ids[shape.label],
-                        "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                        "area": round(area, 2),
-                        "segmentation": segmentation,
-                        "iscrowd": 0,
-                    }
-                )
+            for instance in record.instances():
+                annotation = _coco_annotation(instance, record, cat_ids, out)
+                if annotation is not None:
+                    ann_id += 1
+                    annotations.append({"id": ann_id, "image_id": image_id, **annotation})
         file_name = f"instances_{split_name}.json" if split_name else "instances.json"
         out.write_json({"images": images, "annotations": annotations, "categories": categories}, "annotations", file_name)
     return out.finish("coco", index.task_hint, index.class_names)
@@ -553,11 +653,12 @@ def _dice_shape(shape: Shape) -> LabelmeShape:
 
 def to_dice(index: DatasetIndex, out_dir: str | Path, link: bool = True) -> Path:
     """DICE layout: images/<name> + annotations/<stem>.json (labelme-compatible; imagePath relative to
-    the JSON). A dataset's own train/val split is kept as train.txt / val.txt."""
+    the JSON). A dataset's own split is kept as train.txt / val.txt (+ test.txt); labelme groups
+    (``group_id``) are written as they are, so an object in several parts stays one object."""
     out = _Output(index, out_dir, link)
     out.path("images").mkdir(parents=True, exist_ok=True)
     out.path("annotations").mkdir(parents=True, exist_ok=True)
-    split_lists: dict[str, list[str]] = {"train": [], "val": []}
+    split_lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for record in sorted(index.images, key=lambda r: r.rel):
         if record.width is None or record.height is None:
             out.skip(record, f"unreadable image ({record.header_error})")
@@ -567,13 +668,12 @@ def to_dice(index: DatasetIndex, out_dir: str | Path, link: bool = True) -> Path
         document = labelme_document([_dice_shape(shape) for shape in record.shapes], f"../images/{name}",
                                     record.width, record.height, {label: True for label in record.labels})
         out.write_text(labelme_text(document), "annotations", posixpath.splitext(name)[0] + ".json")
-        if record.split in ("train", "val"):
+        if record.split is not None:
             split_lists[record.split].append(f"images/{name}")
-        elif record.split == "test":
-            out.warnings.append(f"{record.rel}: test split image written without a split")
-    if split_lists["train"] and split_lists["val"]:
+    if split_lists["train"] and split_lists["val"] or split_lists["test"]:
         for split_name, rels in split_lists.items():
-            out.path(f"{split_name}.txt").write_text("".join(r + "\n" for r in rels), encoding="utf-8")
+            if rels or split_name != "test":
+                out.path(f"{split_name}.txt").write_text("".join(r + "\n" for r in rels), encoding="utf-8")
     return out.finish("dice", index.task_hint, index.class_names, {"keypoint_names": index.keypoint_names})
 
 

@@ -348,16 +348,18 @@ def _check_declared_size(data: dict[str, Any], record: ImageRecord, json_rel: st
 
 
 def _apply_splits(root: Path, records: list[ImageRecord], findings: list[Finding]) -> None:
-    """Split from folder names (train/, val/), else from train.txt + val.txt at the root."""
+    """Split from folder names (train/, val/, test/), else from train.txt + val.txt (+ test.txt) at the root."""
     for record in records:
         record.split = split_from_rel(record.rel)
     if any(record.split for record in records):
         return
-    lists: dict[SplitName, Path] = {"train": root / "train.txt", "val": root / "val.txt"}
-    if not all(path.is_file() for path in lists.values()):
+    lists: dict[SplitName, Path] = {"train": root / "train.txt", "val": root / "val.txt", "test": root / "test.txt"}
+    if not (lists["train"].is_file() and lists["val"].is_file() or lists["test"].is_file()):
         return
     by_rel = {record.rel: record for record in records}
     for split, path in lists.items():
+        if not path.is_file():
+            continue
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             rel = inside(line.strip())
             if rel and rel in by_rel:

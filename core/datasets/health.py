@@ -1,7 +1,7 @@
 """The dataset health report shown by the GUI and CLI and run by the job runner before training.
 
 Shallow checks use only what indexing already read (headers, annotations) and cost microseconds per
-image; ``deep`` decodes every image to catch truncated files; ``duplicates`` hashes file contents.
+image; annotations are checked per object (a labelme group's parts together); ``deep`` decodes every image to catch truncated files; ``duplicates`` hashes file contents.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.datasets.errors import DatasetError
 from core.datasets.images import expected_format, limit_problem, load_image_rgb
-from core.datasets.model import DatasetIndex, Finding, ImageRecord
+from core.datasets.model import DatasetIndex, Finding, ImageRecord, Instance, Shape
 
 _EDGE_TOLERANCE = 1.0  # px: annotation tools put corners on the last pixel's far edge
 
@@ -39,46 +39,68 @@ def _record_findings(index: DatasetIndex, record: ImageRecord, known: set[str], 
     for label in record.labels:
         if label not in known:
             found.append(Finding("error", "unknown_label", where, f"label '{label}' is not in the class list"))
-    width, height = record.width, record.height
     for shape in record.shapes:
         if shape.label not in known and shape.label not in keypoints:
             found.append(Finding("error", "unknown_label", where, f"label '{shape.label}' is not in the class list"))
-        if shape.shape_type == "point":
-            if width is not None and height is not None:
-                x, y = shape.points[0]
-                if not (0 <= x <= width and 0 <= y <= height):
-                    found.append(
-                        Finding("warning", "point_outside_image", where, f"point '{shape.label}' at ({x:.1f}, {y:.1f}) is outside the image")
-                    )
-            continue
-        x1, y1, x2, y2 = shape.bbox()
-        if x2 - x1 <= 0 or y2 - y1 <= 0:
-            found.append(
-                Finding(
-                    "warning",
-                    "zero_area_box",
-                    where,
-                    f"{shape.shape_type} '{shape.label}' has zero area ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})",
-                )
-            )
-            continue
-        if width is not None and height is not None:
-            tol = _EDGE_TOLERANCE
-            if x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol:
-                inside_w = min(x2, width) - max(x1, 0)
-                inside_h = min(y2, height) - max(y1, 0)
-                fully_out = inside_w <= 0 or inside_h <= 0
-                found.append(
-                    Finding(
-                        "error" if fully_out else "warning",
-                        "box_outside_image",
-                        where,
-                        f"{shape.shape_type} '{shape.label}' ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is "
-                        f"{'entirely ' if fully_out else ''}outside the {width}x{height} image"
-                        + ("" if fully_out else " (it will be clipped)"),
-                    )
-                )
+    found.extend(_geometry_findings(record, where))
     return found
+
+
+def _geometry_findings(record: ImageRecord, where: str) -> list[Finding]:
+    """Points outside, parts without area, and objects outside the image. An object drawn in several
+    parts (a labelme group) is checked as one: it is outside only when all of its parts are."""
+    found: list[Finding] = []
+    width, height = record.width, record.height
+    for instance in record.instances():
+        shape = instance.parts[0]
+        if shape.shape_type == "point":
+            found.extend(_point_findings(shape, where, width, height))
+            continue
+        parts = [part for part in instance.parts if _has_area(part, where, found)]
+        if parts and width is not None and height is not None:
+            outside = _outside_finding(Instance(instance.label, tuple(parts), instance.group_id), where, width, height)
+            found.extend([outside] if outside is not None else [])
+    return found
+
+
+def _point_findings(shape: Shape, where: str, width: int | None, height: int | None) -> list[Finding]:
+    if width is None or height is None:
+        return []
+    x, y = shape.points[0]
+    if 0 <= x <= width and 0 <= y <= height:
+        return []
+    return [Finding("warning", "point_outside_image", where, f"point '{shape.label}' at ({x:.1f}, {y:.1f}) is outside the image")]
+
+
+def _has_area(shape: Shape, where: str, found: list[Finding]) -> bool:
+    x1, y1, x2, y2 = shape.bbox()
+    if x2 - x1 > 0 and y2 - y1 > 0:
+        return True
+    found.append(Finding("warning", "zero_area_box", where,
+                         f"{shape.shape_type} '{shape.label}' has zero area ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})"))
+    return False
+
+
+def _outside_finding(instance: Instance, where: str, width: int, height: int) -> Finding | None:
+    x1, y1, x2, y2 = instance.bbox()
+    tol = _EDGE_TOLERANCE
+    if not (x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol):
+        return None
+    fully_out = all(_entirely_outside(part, width, height) for part in instance.parts)
+    kind = instance.parts[0].shape_type
+    what = f"{kind} '{instance.label}'" if len(instance.parts) == 1 else f"object '{instance.label}' ({len(instance.parts)} parts)"
+    return Finding(
+        "error" if fully_out else "warning",
+        "box_outside_image",
+        where,
+        f"{what} ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}) is {'entirely ' if fully_out else ''}outside the "
+        f"{width}x{height} image" + ("" if fully_out else " (it will be clipped)"),
+    )
+
+
+def _entirely_outside(shape: Shape, width: int, height: int) -> bool:
+    x1, y1, x2, y2 = shape.bbox()
+    return min(x2, width) - max(x1, 0) <= 0 or min(y2, height) - max(y1, 0) <= 0
 
 
 def _under(path: Path | None, root: Path) -> bool:

@@ -40,6 +40,43 @@ class Shape:
         return (min(xs), min(ys), max(xs), max(ys))
 
 
+@dataclass(frozen=True)
+class Instance:
+    """One object: the shapes (parts) drawn for it. In labelme, shapes with the same label and
+    ``group_id`` are one object drawn in several parts (e.g. split by an occluder)."""
+
+    label: str
+    parts: tuple[Shape, ...]
+    group_id: int | None = None
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """The union of the parts' boxes."""
+        boxes = [part.bbox() for part in self.parts]
+        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def group_instances(shapes: list[Shape]) -> list[Instance]:
+    """Shapes as objects, in the order of each object's first part (labelme's converters' rule: one
+    object per (label, group_id); shapes without a group_id are objects of their own). Points are
+    never merged: grouped points are a pose object's keypoints, one per point."""
+    groups: dict[tuple[str, int], list[Shape]] = {}
+    order: list[tuple[str, int] | Shape] = []
+    for shape in shapes:
+        if shape.group_id is None or shape.shape_type == "point":
+            order.append(shape)
+            continue
+        key = (shape.label, shape.group_id)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(shape)
+    return [
+        Instance(item.label, (item,), item.group_id) if isinstance(item, Shape)
+        else Instance(item[0], tuple(groups[item]), item[1])
+        for item in order
+    ]
+
+
 @dataclass
 class ImageRecord:
     path: Path  # absolute path of the image file
@@ -62,6 +99,10 @@ class ImageRecord:
         for shape in self.shapes:
             seen.setdefault(shape.label, None)
         return list(seen)
+
+    def instances(self) -> list[Instance]:
+        """The image's objects (grouped parts count once); see :func:`group_instances`."""
+        return group_instances(self.shapes)
 
 
 @dataclass
@@ -94,6 +135,15 @@ class DatasetIndex:
                 continue
             for name in record.class_names():
                 counts[name] += 1
+        return dict(counts)
+
+    def object_counts(self, split: str | None = None) -> dict[str, int]:
+        """Objects per class: an object drawn in several parts counts once; keypoints are not objects."""
+        counts: Counter[str] = Counter({name: 0 for name in self.class_names})
+        for record in self.images:
+            if split is not None and record.split != split:
+                continue
+            counts.update(i.label for i in record.instances() if i.label in counts)
         return dict(counts)
 
     @property

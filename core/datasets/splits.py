@@ -1,4 +1,7 @@
-"""Train/val splits: stratified, random, sequential and predefined (design document, section 6).
+"""Train/val splits: auto, stratified, random, sequential and predefined (design document, section 6).
+
+One function, :func:`split_dataset`, decides every split: the GUI preview, the CLI and the adapters.
+A dataset's ``test`` images are never put in train or val, whatever the strategy.
 
 Reproducible everywhere: records are sorted by their relative path before anything random happens
 and every random choice comes from ``random.Random`` seeded with the user's seed (string seeds are
@@ -27,21 +30,38 @@ class SplitResult:
     train: list[ImageRecord]
     val: list[ImageRecord]
     warnings: list[str] = field(default_factory=list)
-    strategy: str = "stratified"
+    strategy: str = "stratified"  # the strategy that ran ("auto" resolved)
+    test: list[ImageRecord] = field(default_factory=list)  # the dataset's test split: never trained on
+    requested: str | None = None  # the strategy asked for ("auto", ...)
+
+    def sides(self) -> tuple[tuple[str, list[ImageRecord]], ...]:
+        """(split name, records) for train, val and, when the dataset has one, test."""
+        named = (("train", self.train), ("val", self.val), ("test", self.test))
+        return named if self.test else named[:2]
 
     def split_of(self) -> dict[str, str]:
-        """rel → "train" | "val"."""
-        result = {record.rel: "train" for record in self.train}
-        result.update({record.rel: "val" for record in self.val})
-        return result
+        """rel → "train" | "val" | "test"."""
+        return {record.rel: name for name, records in self.sides() for record in records}
 
     def class_counts(self, class_names: list[str]) -> dict[str, dict[str, int]]:
-        """{class: {"train": images, "val": images}} (an image counts once per class it carries)."""
-        counts = {name: {"train": 0, "val": 0} for name in class_names}
-        for split, records in (("train", self.train), ("val", self.val)):
+        """{class: {"train": images, "val": images[, "test": images]}} (an image counts once per class it carries)."""
+        names = [name for name, _ in self.sides()]
+        counts = {name: dict.fromkeys(names, 0) for name in class_names}
+        for split, records in self.sides():
             for record in records:
                 for name in record.class_names():
-                    counts.setdefault(name, {"train": 0, "val": 0})[split] += 1
+                    counts.setdefault(name, dict.fromkeys(names, 0))[split] += 1
+        return counts
+
+    def object_counts(self, class_names: list[str]) -> dict[str, dict[str, int]]:
+        """Like :meth:`class_counts` but objects (grouped parts count once) instead of images."""
+        names = [name for name, _ in self.sides()]
+        counts = {name: dict.fromkeys(names, 0) for name in class_names}
+        for split, records in self.sides():
+            for record in records:
+                for instance in record.instances():
+                    if instance.label in counts:
+                        counts[instance.label][split] += 1
         return counts
 
 
@@ -106,77 +126,111 @@ def _read_split_file(split_file: str | Path, records: list[ImageRecord]) -> tupl
     return chosen, warnings
 
 
+def resolve_strategy(index: DatasetIndex, strategy: str, split_file: str | Path | None = None) -> str:
+    """The strategy that will run: a split file means "predefined"; "auto" is the dataset's own split
+    when it has a val split (folders, DICE's train.txt + val.txt), else "stratified"."""
+    if split_file is not None:
+        return "predefined"
+    if strategy == "auto":
+        return "predefined" if any(record.split == "val" for record in index.images) else "stratified"
+    return strategy
+
+
 def split_dataset(
     index: DatasetIndex,
-    strategy: str = "stratified",
+    strategy: str = "auto",
     ratio: float = DEFAULT_SPLIT_RATIO,
     seed: int = DEFAULT_SPLIT_SEED,
     split_file: str | Path | None = None,
     *,
     stratify_by: str = "rarest",
 ) -> SplitResult:
-    """Split the index's images into train and val.
+    """Split the index's images into train and val; the dataset's test images are set aside.
 
-    ``ratio`` is the train fraction. ``split_file`` (a train.txt) or strategy "predefined" uses the
-    dataset's own split. Classes with fewer than two images stay in train, with a warning naming
+    The one place that decides a split: the GUI preview, the CLI and every adapter call it. ``ratio``
+    is the train fraction. ``split_file`` (a train.txt) or strategy "predefined" uses the dataset's
+    own split, "auto" (the default) does when there is one (see :func:`resolve_strategy`). Whatever
+    the strategy, images of the dataset's ``test`` split are never put in train or val (they are in
+    ``SplitResult.test``). Classes with fewer than two images stay in train, with a warning naming
     them. Raises DatasetError when the val (or train) set would be empty.
     """
     if strategy not in STRATEGIES:
         raise DatasetError(f"{index.root}: unknown split strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
     if stratify_by not in ("rarest", "dominant"):
         raise DatasetError(f"{index.root}: stratify_by must be 'rarest' or 'dominant', not {stratify_by!r}")
+    resolved = resolve_strategy(index, strategy, split_file)
     records = sorted(index.images, key=lambda r: r.rel)
+    test = [r for r in records if r.split == "test"]
+    pool = [r for r in records if r.split != "test"]
     warnings: list[str] = []
-    train: list[ImageRecord] = []
-    val: list[ImageRecord] = []
     if split_file is not None:
-        strategy = "predefined"
-        chosen, warnings = _read_split_file(split_file, records)
-        train = [r for r in records if r.rel in chosen]
-        val = [r for r in records if r.rel not in chosen]
-    elif strategy == "predefined":
-        if not index.has_predefined_split:
-            raise DatasetError(
-                f"{index.root}: strategy 'predefined' needs train/val folders or a split file; this dataset has neither"
-            )
-        train = [r for r in records if r.split in (None, "train")]
-        val = [r for r in records if r.split == "val"]
-        unassigned = sum(1 for r in records if r.split is None)
-        if unassigned:
-            warnings.append(f"{unassigned} image(s) outside the train/val folders were put in train")
-        test = [r for r in records if r.split == "test"]
-        if test and not val:
-            val = test
-            warnings.append(f"no val split: the {len(test)} test image(s) are used for validation")
-        elif test:
-            warnings.append(f"{len(test)} test image(s) are not used for training or validation")
+        chosen, warnings = _read_split_file(split_file, pool)
+        train = [r for r in pool if r.rel in chosen]
+        val = [r for r in pool if r.rel not in chosen]
+    elif resolved == "predefined":
+        train, val = _predefined(index, pool, ratio, seed, stratify_by, warnings)
     else:
-        if not 0 < ratio < 1:
-            raise DatasetError(f"{index.root}: split ratio must be between 0 and 1 (exclusive), not {ratio}")
-        if strategy == "sequential":
-            n_val = _n_val(len(records), ratio) if len(records) >= 2 else 0
-            train, val = records[: len(records) - n_val], records[len(records) - n_val :]
-        elif strategy == "random":
-            shuffled = list(records)
-            random.Random(f"{seed}:random").shuffle(shuffled)
-            n_val = _n_val(len(shuffled), ratio) if len(shuffled) >= 2 else 0
-            train, val = shuffled[n_val:], shuffled[:n_val]
-        else:
-            train, val = _stratified(index, records, ratio, seed, stratify_by, warnings)
-
+        train, val = _resplit(index, resolved, pool, ratio, seed, stratify_by, warnings)
+    if test:
+        warnings.append(f"{len(test)} test image(s) are kept out of training and validation")
     if not val:
         raise DatasetError(
-            f"{index.root}: the validation set is empty ({len(train)} image(s) in train, strategy {strategy}); "
+            f"{index.root}: the validation set is empty ({len(train)} image(s) in train, strategy {resolved}); "
             "add images, lower the ratio or provide val images"
         )
     if not train:
-        raise DatasetError(f"{index.root}: the training set is empty ({len(val)} image(s) in val, strategy {strategy})")
+        raise DatasetError(f"{index.root}: the training set is empty ({len(val)} image(s) in val, strategy {resolved})")
     return SplitResult(
         train=sorted(train, key=lambda r: r.rel),
         val=sorted(val, key=lambda r: r.rel),
         warnings=warnings,
-        strategy=strategy,
+        strategy=resolved,
+        test=test,
+        requested="predefined" if split_file is not None else strategy,
     )
+
+
+def _predefined(
+    index: DatasetIndex, pool: list[ImageRecord], ratio: float, seed: int, stratify_by: str, warnings: list[str]
+) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """The dataset's own train/val; without a val split, val is drawn from train (stratified): the
+    test split is never used for validation."""
+    if not index.has_predefined_split:
+        raise DatasetError(
+            f"{index.root}: strategy 'predefined' needs train/val folders or a split file; this dataset has neither"
+        )
+    train = [r for r in pool if r.split in (None, "train")]
+    val = [r for r in pool if r.split == "val"]
+    unassigned = sum(1 for r in pool if r.split is None)
+    if unassigned:
+        warnings.append(f"{unassigned} image(s) outside the train/val folders were put in train")
+    if val or not train:
+        return train, val
+    warnings.append("the dataset has no val split: validation images were drawn from train (stratified)")
+    return _resplit(index, "stratified", train, ratio, seed, stratify_by, warnings)
+
+
+def _resplit(
+    index: DatasetIndex,
+    strategy: str,
+    records: list[ImageRecord],
+    ratio: float,
+    seed: int,
+    stratify_by: str,
+    warnings: list[str],
+) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """stratified, random or sequential over ``records`` (sorted by rel)."""
+    if not 0 < ratio < 1:
+        raise DatasetError(f"{index.root}: split ratio must be between 0 and 1 (exclusive), not {ratio}")
+    if strategy == "stratified":
+        return _stratified(index, records, ratio, seed, stratify_by, warnings)
+    ordered = list(records)
+    if strategy == "random":
+        random.Random(f"{seed}:random").shuffle(ordered)
+    n_val = _n_val(len(ordered), ratio) if len(ordered) >= 2 else 0
+    if strategy == "random":
+        return ordered[n_val:], ordered[:n_val]
+    return ordered[: len(ordered) - n_val], ordered[len(ordered) - n_val :]
 
 
 def _stratified(

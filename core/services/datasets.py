@@ -51,8 +51,8 @@ class SplitPreview:
     """What a split would put where, per class, without writing anything."""
 
     result: SplitResult
-    counts: dict[str, dict[str, int]]  # {class: {"train": images, "val": images}}
-    split_of: dict[str, str]  # {image rel: "train" | "val"}
+    counts: dict[str, dict[str, int]]  # {class: {"train": images, "val": images[, "test": images]}}
+    split_of: dict[str, str]  # {image rel: "train" | "val" | "test"}
     choice: dict[str, Any]  # {"strategy", "ratio", "seed"} (+ "file"): what save_split stores
 
     @property
@@ -214,14 +214,13 @@ def change_format(store: Store, dataset_id: int, fmt: str, *, progress: Progress
 
 # -- splits ---------------------------------------------------------------------------------------
 def split_choice(strategy: str | None = None, ratio: float | None = None, seed: int | None = None,
-                 split_file: str | None = None, *, saved: dict[str, Any] | None = None,
-                 has_predefined_split: bool = False) -> dict[str, Any]:
-    """The split to use: what was given, else what was saved with the dataset, else the defaults."""
+                 split_file: str | None = None, *, saved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The split to use: what was given, else what was saved with the dataset, else the defaults
+    (strategy ``auto``: the dataset's own split when it has one, decided by ``split_dataset``)."""
     defaults = SPLIT_DEFAULTS
     saved = saved or {}
-    default_strategy = "predefined" if has_predefined_split else defaults.strategy
     choice: dict[str, Any] = {
-        "strategy": strategy or saved.get("strategy") or default_strategy,
+        "strategy": strategy or saved.get("strategy") or defaults.strategy,
         "ratio": round(float(ratio if ratio is not None else saved.get("ratio", defaults.ratio)), 4),
         "seed": int(seed if seed is not None else saved.get("seed", defaults.seed)),
     }

@@ -89,13 +89,14 @@ def test_split_preview_by_id_saves_and_by_path_prints_json(run_cli: Cli, db_rows
     assert shown.code == 0, shown.err
     assert "6 training images, 6 validation images" in shown.out
     saved = json.loads(db_rows("SELECT split_config FROM datasets WHERE id = 1")[0][0])
-    assert saved == {"strategy": "stratified", "ratio": 0.5, "seed": 7}
+    assert saved == {"strategy": "auto", "ratio": 0.5, "seed": 7}  # auto: no split of its own → stratified
     # Without options a registered dataset previews the split saved with it.
     again = json.loads(run_cli("dataset", "split-preview", "1", "--json").out)
     assert again["choice"] == saved and again["train"] == 6
 
     by_path = json.loads(run_cli("dataset", "split-preview", str(dice), "--json").out)
-    assert by_path["choice"] == {"strategy": "stratified", "ratio": 0.8, "seed": 42}
+    assert by_path["choice"] == {"strategy": "auto", "ratio": 0.8, "seed": 42}
+    assert by_path["strategy"] == "stratified" and by_path["test"] == 0
     assert by_path["train"] + by_path["val"] == 12
     assert set(by_path["counts"]) == {"circle", "square"}
     assert run_cli("dataset", "split-preview", str(dice), "--save").code == 2

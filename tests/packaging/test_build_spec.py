@@ -99,6 +99,8 @@ def test_excluded_files_are_dropped(spec: dict[str, Any]) -> None:
     assert not kept(("core/migrations/__pycache__/env.cpython-311.pyc", "x", "DATA"))
     assert kept(("core/migrations/versions/0001_initial.py", "x", "DATA"))
     assert kept(("ultralytics/cfg/models/11/yolo11.yaml", "x", "DATA"))
+    assert kept(("torch/testing/__init__.pyc", "x", "DATA"))  # noarchive: modules are .pyc data files
+    assert kept(("scipy/_lib/tests/__init__.pyc", "x", "DATA"))
     unused = spec["_is_unused_qt_platform"]
     assert unused(("PySide6/Qt/plugins/platforms/libqvnc.so", "x", "BINARY"))
     assert not unused(("PySide6/Qt/plugins/platforms/libqxcb.so", "x", "BINARY"))

@@ -12,7 +12,7 @@ def test_defaults_yaml_is_complete_and_valid(tmp_path: Path) -> None:
     data["dataset"] = str(tmp_path)
     config = JobConfig.model_validate(data)
     assert set(data) == set(JobConfig.model_fields)
-    assert config.split.strategy == "stratified"
+    assert config.split.strategy == "auto"
 
 
 def test_every_key_has_a_tooltip() -> None:
