@@ -189,20 +189,8 @@ class _EventBatch:
 
     def _metric_row(self, event: dict[str, Any]) -> tuple[Any, ...]:
         values: dict[str, float] = event.get("values") or {}
-        value = values.get
         kind = event.get("kind", "epoch")
-        loss = value("train/loss")
-        if loss is None:
-            loss = value("loss")
-        if kind == "step":
-            accuracy = value("train/accuracy")
-        else:
-            accuracy = value("val/accuracy")
-            if accuracy is None:
-                accuracy = value("accuracy")
-        learning_rate = value("lr")
-        if learning_rate is None:
-            learning_rate = value("learning_rate")
+        loss, accuracy, learning_rate = job_store.original_columns(kind, values)
         stamp = float(event.get("t") or time.time())
         second = int(stamp)
         created = f"{_timestamp(second)}.{int((stamp - second) * 1e6):06d}"

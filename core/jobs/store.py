@@ -213,6 +213,17 @@ def checkpoints(store: Store, job_id: int) -> list[Checkpoint]:
         return rows
 
 
+def original_columns(kind: str, values: dict[str, float]) -> tuple[float | None, float | None, float | None]:
+    """The original schema's ``loss``, ``accuracy`` and ``learning_rate`` of a metrics row: train loss,
+    the step's train accuracy or the epoch's val accuracy, and the learning rate (short names too)."""
+    loss = values.get("train/loss", values.get("loss"))
+    if kind == "step":
+        accuracy = values.get("train/accuracy")
+    else:
+        accuracy = values.get("val/accuracy", values.get("accuracy"))
+    return loss, accuracy, values.get("lr", values.get("learning_rate"))
+
+
 def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[TrainingMetric]:
     """Rows of ``training_metrics``; step records (``core.jobs.series``) come first as detached rows.
     For scripts and tests: charts and exports read the series through ``core.services.metrics``."""
@@ -223,10 +234,14 @@ def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[Trai
         rows = list(session.scalars(query.order_by(TrainingMetric.id)))
         for row in rows:
             session.expunge(row)
-        steps = [] if kind == "epoch" else [
-            TrainingMetric(job_id=job_id, epoch=r.epoch, step=r.step, kind="step", extra_metrics=json.dumps(r.values))
-            for r in series.iter_records(session.connection(), job_id)]
+        steps = [] if kind == "epoch" else [_step_row(job_id, r) for r in series.iter_records(session.connection(), job_id)]
         return steps + rows
+
+
+def _step_row(job_id: int, record: Any) -> TrainingMetric:
+    loss, accuracy, learning_rate = original_columns("step", record.values)
+    return TrainingMetric(job_id=job_id, epoch=record.epoch, step=record.step, kind="step", loss=loss,
+                          accuracy=accuracy, learning_rate=learning_rate, extra_metrics=json.dumps(record.values))
 
 
 def metric_values(row: TrainingMetric) -> dict[str, float]:
