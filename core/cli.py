@@ -169,11 +169,13 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = _store()
-    _warm_up_tracking(store)
+    warming = _warm_up_tracking(store)
     problems = preflight(config, catalog=_catalog_from(standby, config))
     for problem in problems:
         print(f"{problem.severity}: {problem.message}", file=sys.stderr)
     if any(p.severity == "error" for p in problems):
+        if warming is not None:  # never exit while MLflow may be creating its store's tables
+            warming.join()
         return 2
     from core.services.jobs import queue_job
 
@@ -182,7 +184,7 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
     return run_and_report(store, job_id, standby)
 
 
-def _warm_up_tracking(store: Store) -> None:
+def _warm_up_tracking(store: Store) -> threading.Thread | None:
     """When tracking is on, import MLflow and open its store in the background (~2 s of CPU): now,
     while this process waits for the worker's framework imports, a core is idle; from the job's start
     on it would compete with the training. The job's MLflow listener then finds both warm."""
@@ -190,7 +192,7 @@ def _warm_up_tracking(store: Store) -> None:
 
     settings = Settings.load(store)
     if not settings.tracking_enabled:
-        return
+        return None
 
     def warm_up() -> None:
         try:
@@ -200,7 +202,9 @@ def _warm_up_tracking(store: Store) -> None:
         except Exception as exc:  # the listener reports an unreachable store itself, once
             logging.getLogger(__name__).debug("MLflow warm-up skipped: %s", exc)
 
-    threading.Thread(target=warm_up, daemon=True, name="mlflow-warm-up").start()
+    thread = threading.Thread(target=warm_up, daemon=True, name="mlflow-warm-up")
+    thread.start()
+    return thread
 
 
 def _catalog_from(standby: StandbyWorker | None, config: JobConfig) -> Catalog | None:

@@ -21,7 +21,7 @@ from core import paths
 from core.config import JobConfig, config_from_dict
 from core.db.engine import Store
 from core.db.models import Checkpoint, Project, TrainingJob, TrainingMetric, User, utcnow
-from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState, series
+from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState
 from core.platform import process_alive
 from core.rundir import CheckpointKind, RunDir
 
@@ -234,6 +234,8 @@ def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[Trai
         rows = list(session.scalars(query.order_by(TrainingMetric.id)))
         for row in rows:
             session.expunge(row)
+        from core.jobs import series  # numpy: not imported by start-up paths that never read steps
+
         steps = [] if kind == "epoch" else [_step_row(job_id, r) for r in series.iter_records(session.connection(), job_id)]
         return steps + rows
 
@@ -254,10 +256,14 @@ def drop_metrics_from_epoch(store: Store, job_id: int, epoch: int) -> None:
     """Resuming re-runs ``epoch``: its partial rows go so no epoch appears twice."""
     with store.write() as session:
         session.execute(delete(TrainingMetric).where(TrainingMetric.job_id == job_id, TrainingMetric.epoch >= epoch))
+        from core.jobs import series
+
         series.drop_from_epoch(session.connection(), job_id, epoch)
 
 
 def metric_count(store: Store, job_id: int) -> int:
+    from core.jobs import series
+
     with store.read() as session:
         rows = int(session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.job_id == job_id)) or 0)
         return rows + series.extent(session.connection(), job_id).records
@@ -268,18 +274,22 @@ def _runner_alive(pid: int | None, started: float | None) -> bool:
 
 
 def is_job_worker(pid: int | None, run_dir: str | None) -> bool:
-    """Whether ``pid`` is still this job's worker: its command line names the job's run directory.
+    """Whether ``pid`` is still this job's worker (``core.jobs.spawn.is_worker_of``: a plain worker
+    names the run directory, a standby works in it).
 
-    After a reboot the recorded PID may belong to any process; only a ``worker --run-dir RUN_DIR``
-    of this very job is ever killed.
+    After a reboot the recorded PID may belong to any process; only a worker of this very job is
+    ever killed.
     """
+    from core.jobs.spawn import is_worker_of
+
     if not pid or not run_dir:
         return False
     try:
-        command = psutil.Process(pid).cmdline()
+        process = psutil.Process(pid)
+        command, cwd = process.cmdline(), process.cwd()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return "worker" in command and "--run-dir" in command and str(run_dir) in command
+    return is_worker_of(command, cwd, run_dir)
 
 
 def _kill_leftover_worker(worker_pid: int | None, run_dir: str | None) -> None:

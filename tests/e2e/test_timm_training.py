@@ -75,7 +75,7 @@ def test_train_cli_end_to_end(vp_home: Path, colour_dataset: Path, tmp_path: Pat
 
     run_dir = Path(job.output_dir or "")
     args = yaml.safe_load((run_dir / "args.yaml").read_text())
-    assert args["model"] == "test_resnet" and args["epochs"] == 3 and args["split"]["strategy"] == "stratified"
+    assert args["model"] == "test_resnet" and args["epochs"] == 3 and args["split"]["strategy"] == "auto"
 
     checkpoints = {c.kind: c for c in job_store.checkpoints(store, 1)}
     assert set(checkpoints) == {"best", "last"}
@@ -197,8 +197,9 @@ def test_bad_inputs_give_clear_errors(vp_home: Path, colour_dataset: Path, tmp_p
 
     bad_model = run_cli("train", str(write_job(tmp_path / "c.yaml", colour_dataset, model="resnet_99x", epochs=1)),
                         home=vp_home)
-    assert bad_model.returncode == 1
-    assert "unknown timm model 'resnet_99x'" in bad_model.stderr
+    assert bad_model.returncode == 2  # refused by preflight, before the job is queued
+    assert "timm offers no model 'resnet_99x'" in bad_model.stderr and "did you mean" in bad_model.stderr
+    assert "job 1" not in bad_model.stdout
     assert "Traceback" not in bad_model.stderr  # a user error, not a crash
 
     offset = NETGUARD_LOG.stat().st_size
