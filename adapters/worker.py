@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from core import platform
 from core.config import ConfigError, load_config
 from core.events import EventWriter
 from core.jobs.spawn import EARLY_LOG_FLAG, STANDBY_FLAG, WARM_CONFIG_FLAG, read_request
@@ -36,11 +37,11 @@ from core.reporter import JsonLinesReporter
 from core.rundir import RunDir
 
 
-def _watch_parent(original_parent: int) -> None:
+def _watch_parent(parent: platform.ProcessIdentity | None) -> None:
     """Die with the supervising process: an orphaned worker would hold the GPU with nobody listening."""
     while True:
         time.sleep(1.0)
-        if os.getppid() != original_parent:
+        if not platform.parent_alive(parent):
             os._exit(70)
 
 
@@ -72,7 +73,8 @@ def _take_stdout_for_events() -> IO[str]:
 
 
 def _start_parent_watchdog() -> None:
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watchdog").start()
+    threading.Thread(target=_watch_parent, args=(platform.parent_identity(),), daemon=True,
+                     name="parent-watchdog").start()
 
 
 def run_worker(run_dir: Path, resume: bool, event_stream: IO[str] | None = None) -> int:

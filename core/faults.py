@@ -13,9 +13,8 @@ Every check is a dict lookup when the variable is unset.
 from __future__ import annotations
 
 import os
-import signal
 
-KILL_SIGNAL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows: os.kill(SIGTERM) is TerminateProcess
+from core import platform
 
 
 def parse_faults(spec: str) -> dict[str, str]:
@@ -34,4 +33,4 @@ def kill_after(point: str, count: int) -> None:
     """Kill this process when fault ``point=N`` is set and ``count`` reached N."""
     limit = FAULTS.get(point)
     if limit is not None and count >= int(limit):
-        os.kill(os.getpid(), KILL_SIGNAL)
+        platform.kill_self()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import platform
 from core.config import ALL_CONFIG_KEYS, MISLEADING_IF_IGNORED, JobConfig
 
 HELPER_TIMEOUT_S = 300  # a cold framework import on a slow disk; the helper never touches the network
@@ -117,7 +118,8 @@ def run_helper(*args: str) -> dict[str, Any]:
 
     try:
         done = subprocess.run(subcommand("models", *args), env=child_env(), capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=HELPER_TIMEOUT_S, check=False)
+                              encoding="utf-8", errors="replace", timeout=HELPER_TIMEOUT_S, check=False,
+                              **platform.no_console_options())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CatalogError(f"the model-list helper did not answer: {exc}") from None
     if done.returncode != 0:

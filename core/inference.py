@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from core import platform
 from core.contracts import InferenceResult
 from core.evaluation import box_iou
 from core.launch import child_env, subcommand
@@ -48,7 +49,7 @@ class InferenceClient:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
                 infer_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, encoding="utf-8", bufsize=1, env=child_env(),
+                text=True, encoding="utf-8", bufsize=1, env=child_env(), **platform.no_console_options(),
             )
             self._responses = queue.Queue()
             self.loaded = None

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from sqlalchemy import select, update
 
+from core import platform
 from core.db.engine import Store
 from core.db.models import Artifact, Checkpoint, TrainingJob, utcnow
 from core.events import PROTOCOL_VERSION, ProtocolError, decode_event, describe_event
@@ -414,7 +415,7 @@ class JobRunner:
             return self._watch(job_id, process, run, job_log, persistence)
         except BaseException:
             # Whatever broke here, the worker is not left running with nobody reading its pipe.
-            self._signal(process, signal.SIGKILL)
+            platform.kill_tree(process)
             raise
 
     def _watch(self, job_id: int, process: subprocess.Popen[str], run: RunDir, job_log: _JobLog,
@@ -460,10 +461,10 @@ class JobRunner:
                 disk_full = job_log.disk_full or persistence.disk_full
                 grace_over = cancel_seen_at is not None and now - cancel_seen_at > self.grace_seconds
                 if term_sent_at is None and (grace_over or disk_full is not None):
-                    self._signal(process, signal.SIGTERM)
+                    platform.ask_to_stop(process)
                     term_sent_at = now
                 if term_sent_at is not None and now - term_sent_at > self.term_seconds:
-                    self._signal(process, signal.SIGKILL)
+                    platform.kill_tree(process)
 
         exit_code = process.wait()
         reader.join(timeout=5)
@@ -518,16 +519,6 @@ class JobRunner:
                 except Exception:
                     log.exception("event callback failed")
 
-    @staticmethod
-    def _signal(process: subprocess.Popen[str], sig: int) -> None:
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                process.send_signal(sig)
-            except ProcessLookupError:
-                pass
-
 
 def describe_exit(code: int | None) -> str:
     if code is None:
@@ -537,7 +528,7 @@ def describe_exit(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " — killed, possibly out of memory" if -code == signal.SIGKILL else ""
+        hint = " — killed, possibly out of memory" if platform.killed_by_kill_signal(code) else ""
         return f"{name}{hint}"
     return f"exit status {code}"
 

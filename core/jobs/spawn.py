@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from core import platform
 from core.launch import child_env, subcommand
 
 STANDBY_FLAG = "--standby"
@@ -88,11 +89,11 @@ def start_worker_process(command: list[str], *, stdin: Any, stderr: IO[bytes] | 
         stderr=stderr,
         env=child_env(),
         cwd=str(cwd) if cwd is not None else None,
-        start_new_session=True,
         text=True,
         encoding="utf-8",
         errors="replace",
         bufsize=1,
+        **platform.new_process_group_options(),
     )
 
 

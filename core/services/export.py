@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from core import paths
+from core import paths, platform
 from core.db.models import Artifact, Checkpoint, Project, TrainingJob
 from core.exports import ARTIFACT_KIND_PREFIX, EXPORTS_DIR, card_path, is_exported_model
 from core.launch import child_env, subcommand
@@ -107,7 +107,8 @@ def parity_lines(parity: dict[str, Any]) -> list[str]:
 def _run_worker(args: list[str], on_progress: Progress | None, cancel: Cancelled | None) -> dict[str, Any]:
     """Run ``export-worker ARGS``; its last ``result`` line, or a ServiceError with its message."""
     process = subprocess.Popen(subcommand("export-worker", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, encoding="utf-8", env=child_env())
+                               text=True, encoding="utf-8", env=child_env(),
+                               **platform.no_console_options())
     stderr: list[str] = []
     threading.Thread(target=lambda: stderr.extend(process.stderr or []), daemon=True).start()
     watcher = threading.Thread(target=_kill_on_cancel, args=(process, cancel), daemon=True)

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from core import platform
 from core.launch import child_env
 from core.storage.credentials import mask_uri
 
@@ -45,7 +46,7 @@ def start_mlflow_ui(uri: str | None = None, port: int | None = None) -> tuple[su
     # minute of start-up on 2 cores for features a training bookkeeping UI does not use.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     process = subprocess.Popen(
-        mlflow_ui_command(store_uri, chosen, artifact_root()), stdin=subprocess.DEVNULL, env=env
+        mlflow_ui_command(store_uri, chosen, artifact_root()), stdin=subprocess.DEVNULL, env=env, **platform.no_console_options()
     )
     return process, f"http://127.0.0.1:{chosen}"
 

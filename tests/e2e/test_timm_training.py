@@ -205,9 +205,10 @@ def test_bad_inputs_give_clear_errors(vp_home: Path, colour_dataset: Path, tmp_p
     offset = NETGUARD_LOG.stat().st_size
     no_weights = run_cli("train", str(write_job(tmp_path / "d.yaml", colour_dataset, model="resnet18", pretrained=True)),
                          home=vp_home, extra_env={"HF_HOME": str(tmp_path / "empty_hf")})
-    assert no_weights.returncode == 1
-    assert "pretrained weights for 'resnet18' are not on this computer" in no_weights.stderr
-    assert "Import a weights file" in no_weights.stderr and "train from scratch" in no_weights.stderr
+    assert no_weights.returncode == 2  # preflight names the missing weights before the job is queued
+    assert "the pretrained weights of timm model 'resnet18' are not on this computer" in no_weights.stderr
+    assert "weights download timm resnet18" in no_weights.stderr
+    assert "import a weights file" in no_weights.stderr and "train from scratch" in no_weights.stderr
     assert network_attempts_since(offset) == ""  # no download tried (so no minutes-long retry either)
 
 
