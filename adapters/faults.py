@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from core.faults import parse_faults
 from core.files import MB, inject_disk_full
 
 HOLD_LIMIT_S = 600.0
@@ -34,17 +35,7 @@ HOLD_POLL_S = 0.02
 FLOOD_LINE = "this line is not an event: a library printing on stdout " + "x" * 64 + "\n"
 
 
-def _parse() -> dict[str, str]:
-    spec = os.environ.get("VP_FAULT", "")
-    faults: dict[str, str] = {}
-    for item in spec.split(","):
-        if "=" in item:
-            key, value = item.split("=", 1)
-            faults[key.strip()] = value.strip()
-    return faults
-
-
-FAULTS = _parse()
+FAULTS = parse_faults(os.environ.get("VP_FAULT", ""))  # one syntax for core's and the worker's fault points
 
 
 def held_marker(hold_dir: Path, batch: int) -> Path:

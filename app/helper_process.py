@@ -7,11 +7,11 @@ session, so each question costs one subprocess at most.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+from core.frameworks import CatalogError, parse_helper_output
 from core.launch import child_env, subcommand
 
 
@@ -27,20 +27,6 @@ def helper_environment() -> QProcessEnvironment:
     for name, value in child_env().items():
         env.insert(name, value)
     return env
-
-
-def parse_helper_output(stdout: str) -> dict[str, Any]:
-    """The last line of stdout that is a JSON object (frameworks may print banners before it)."""
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                return value
-    raise ValueError("the helper printed no JSON result")
 
 
 class HelperCall(QObject):
@@ -72,7 +58,7 @@ class HelperCall(QObject):
         if exit_code == 0:
             try:
                 payload = parse_helper_output(stdout)
-            except ValueError as exc:
+            except CatalogError as exc:
                 self._finish_failed(str(exc))
                 return
             if not self._done:

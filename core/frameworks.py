@@ -100,7 +100,8 @@ def catalog_from_payloads(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str
 
 
 # -- asking the helper -------------------------------------------------------------------------------
-def _parse_last_json(stdout: str) -> dict[str, Any]:
+def parse_helper_output(stdout: str) -> dict[str, Any]:
+    """The last line of a helper's stdout that is a JSON object (frameworks may print banners before it)."""
     for line in reversed(stdout.strip().splitlines()):
         if line.strip().startswith("{"):
             try:
@@ -125,7 +126,7 @@ def run_helper(*args: str) -> dict[str, Any]:
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         raise CatalogError(lines[-1] if lines else f"the model-list helper exited with {done.returncode}")
-    return _parse_last_json(done.stdout)
+    return parse_helper_output(done.stdout)
 
 
 @functools.cache

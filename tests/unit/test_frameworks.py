@@ -16,7 +16,6 @@ from core.frameworks import (
     frameworks_for_file,
     listed_framework,
 )
-from core.jobs.preflight import preflight
 
 
 def test_every_registered_adapter_declares_itself() -> None:
@@ -64,15 +63,31 @@ def test_ignored_keys_warn_and_misleading_ones_fail(tmp_path: Path) -> None:
                         catalog) == []  # type: ignore[arg-type]
 
 
+PREFLIGHT_PROBE = """
+import json, sys
+from core.config import config_from_dict
+from core.jobs.preflight import preflight
+config = config_from_dict({"dataset": sys.argv[1], "framework": "transformers", "task": "classify",
+                           "model": "google/vit-not-cached", "pretrained": True})
+problems = preflight(config)
+print(json.dumps({"problems": [[p.severity, p.message] for p in problems],
+                  "imported": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+"""
+
+
 def test_preflight_fails_before_queueing_without_importing_a_framework(tmp_path: Path) -> None:
+    """In a fresh process (this one may have imported torch for other tests): preflight refuses the
+    uncached model without importing torch or transformers itself (its helper child does)."""
+    import json
+    import subprocess
     import sys
 
-    config = _config(tmp_path, framework="transformers", task="classify", model="google/vit-not-cached",
-                     pretrained=True)
-    problems = preflight(config)  # type: ignore[arg-type]
-    assert [p.severity for p in problems] == ["error"]
-    assert "vision-platform weights download transformers google/vit-not-cached" in problems[0].message
-    assert "torch" not in sys.modules and "transformers" not in sys.modules
+    done = subprocess.run([sys.executable, "-c", PREFLIGHT_PROBE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [severity for severity, _ in report["problems"]] == ["error"]
+    assert "vision-platform weights download transformers google/vit-not-cached" in report["problems"][0][1]
+    assert report["imported"] == []
 
 
 def test_checkpoint_files_are_recognised_by_declared_patterns() -> None:
