@@ -29,6 +29,7 @@ from typing import Any, cast
 from adapters.base import AdapterError
 from adapters.export_models import Subject, load_subject
 from adapters.export_parity import parity_check
+from core import platform
 from core.exports import (
     CARD_FORMAT,
     PARITY_FORMATS,
@@ -113,10 +114,19 @@ def _cuda() -> bool:
 
 # -- export ---------------------------------------------------------------------------------------
 def _staging(out_dir: Path) -> Path:
+    """A fresh staging folder named after this process; leftovers of exports whose process is gone
+    (killed) are removed, a concurrent export's folder is left alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):  # a killed export's leftovers
-        shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    for stale in out_dir.glob(f"{STAGING_PREFIX}*"):
+        if not platform.process_alive(_staging_owner(stale), None):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
+
+
+def _staging_owner(folder: Path) -> int | None:
+    """The pid in ``.export-PID-xxxx`` (None for an older, unnamed folder: nobody owns it)."""
+    owner = folder.name[len(STAGING_PREFIX):].split("-", 1)[0]
+    return int(owner) if owner.isdigit() else None
 
 
 def _export_file(subject: Subject, fmt: str, staged: Path, request: dict[str, Any], progress: Progress) -> Path:
