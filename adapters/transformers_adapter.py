@@ -122,8 +122,8 @@ class TransformersAdapter(TrainingAdapter):
         config = self.config
         try:
             index = open_dataset(config.dataset, config.dataset_format)
-            strategy = "predefined" if index.has_predefined_split else config.split.strategy
-            split = split_dataset(index, strategy, config.split.ratio, config.split.seed, config.split.file)
+            # The split the GUI preview and `dataset inspect` show ("auto": the dataset's own, if any).
+            split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
         except DatasetError as exc:
             raise AdapterError(str(exc)) from None
         for warning in split.warnings:

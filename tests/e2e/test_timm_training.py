@@ -254,3 +254,21 @@ def test_app_killed_worker_follows_and_job_becomes_interrupted(vp_home: Path, co
             cli.kill()
     assert job_store.reconcile_orphaned_jobs(store) == [job.id]
     assert job_store.get_job(store, job.id).status == "interrupted"
+
+
+def test_the_split_a_timm_job_trains_on_is_the_one_the_preview_shows(vp_home: Path, tmp_path: Path) -> None:
+    """A dataset with its own train/val folders: `auto` trains on its folders, an explicit `random` on
+    the random split — each exactly the counts `core.datasets.split_dataset` (the preview) gives."""
+    from core.datasets import open_dataset, split_dataset
+
+    data = make_imagefolder(tmp_path / "data", classes=("red", "blue"), per_class=12, size=32, splits=("train", "val"))
+    index = open_dataset(data)
+    for strategy in ("auto", "random"):
+        expected = split_dataset(index, strategy, 0.5, 7)
+        job = write_job(tmp_path / f"{strategy}.yaml", data, epochs=1, split={"strategy": strategy, "ratio": 0.5, "seed": 7})
+        home = vp_home / strategy
+        result = run_cli("train", str(job), home=home)
+        assert result.returncode == 0, result.stdout + result.stderr
+        log = (home / "runs" / "job_1" / "worker.log").read_text(encoding="utf-8", errors="replace")
+        assert f"{len(expected.train)} training and {len(expected.val)} validation images" in log, (strategy, log[-800:])
+    assert len(split_dataset(index, "auto", 0.5, 7).val) != len(split_dataset(index, "random", 0.5, 7).val)
