@@ -169,6 +169,23 @@ class TrainingAdapter(ABC):
     @abstractmethod
     def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult: ...
 
+    # ---- helpers shared by the adapters ----
+    def read_split(self) -> tuple[Any, Any]:
+        """The job's dataset index and its split, decided by ``core.datasets.split_dataset`` — the
+        split the GUI preview and ``dataset inspect`` show ("auto": the dataset's own, if any). A
+        dataset problem becomes an :class:`AdapterError`; the split's warnings are reported."""
+        from core.datasets import DatasetError, open_dataset, split_dataset
+
+        config = self.config
+        try:
+            index = open_dataset(config.dataset, config.dataset_format)
+            split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
+        except DatasetError as exc:
+            raise AdapterError(str(exc)) from None
+        for warning in split.warnings:
+            self.reporter.warning(warning)
+        return index, split
+
     # ---- hooks: the default implementations report; adapters call them at the right moments ----
     def on_dataset_ready(self) -> None:
         """After prepare_data: the class count goes to the job row (``training_jobs.num_classes``)."""

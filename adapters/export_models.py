@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def torch_export(module: Any, example: Any, target: Path, fmt: str, output_names
     return target
 
 
-class Subject:
+class Subject(ABC):
     """A loaded checkpoint ready to export; subclasses fill in the framework parts."""
 
     framework = ""
@@ -82,9 +83,9 @@ class Subject:
         self.size = 0
         self.module: Any = None  # images tensor -> tuple of raw output tensors
 
+    @abstractmethod
     def preprocess(self, image: Path) -> Any:
         """One image as the exported model's input array (1, 3, H, W) float32."""
-        raise NotImplementedError
 
     def example(self) -> Any:
         return _torch().zeros(1, 3, self.size, self.size)
@@ -103,8 +104,9 @@ class Subject:
             outputs = self.module(torch.from_numpy(array))
         return [o.float().cpu().numpy() for o in outputs]
 
+    @abstractmethod
     def card_fields(self, fmt: str, dynamic: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        """The model card's framework-specific fields (normalisation, outputs, post-processing)."""
 
     def input_fields(self, dynamic: bool, **extra: Any) -> dict[str, Any]:
         return {"name": INPUT_NAME, "shape": ["batch" if dynamic else 1, 3, self.size, self.size],

@@ -95,17 +95,8 @@ class TimmAdapter(TrainingAdapter):
 
     # ------------------------------------------------------------------ data
     def prepare_data(self) -> None:
-        from core.datasets import DatasetError, open_dataset, split_dataset
-
         config = self.config
-        try:
-            index = open_dataset(config.dataset, config.dataset_format)
-            # The split the GUI preview and `dataset inspect` show ("auto": the dataset's own, if any).
-            split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
-        except DatasetError as exc:
-            raise AdapterError(str(exc)) from None
-        for warning in split.warnings:
-            self.reporter.warning(warning)
+        index, split = self.read_split()
         self.class_names = list(index.class_names)
         if len(self.class_names) < 2:
             raise AdapterError(f"{config.dataset}: classification needs at least 2 classes, found {len(self.class_names)}")

@@ -117,17 +117,7 @@ class TransformersAdapter(TrainingAdapter):
                           f"{len(dataset_classes)} classes")
 
     def _split(self) -> tuple[Any, list[str]]:
-        from core.datasets import DatasetError, open_dataset, split_dataset
-
-        config = self.config
-        try:
-            index = open_dataset(config.dataset, config.dataset_format)
-            # The split the GUI preview and `dataset inspect` show ("auto": the dataset's own, if any).
-            split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
-        except DatasetError as exc:
-            raise AdapterError(str(exc)) from None
-        for warning in split.warnings:
-            self.reporter.warning(warning)
+        index, split = self.read_split()
         return split, list(index.class_names)
 
     def _samples(self, records: list[Any]) -> list[Sample]:

@@ -32,12 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._table import print_table  # noqa: E402
 
-BARE_LOOP = r'''
-import json, math, sys, time
-t0 = time.perf_counter()
-import numpy as np, timm, torch
-from PIL import Image
-from core.datasets import open_dataset, split_dataset
+# The bare loop's data part (after its imports), shared with bench_job_start's first-step variant.
+BARE_DATA = r'''
 cfg = json.loads(sys.argv[1])
 torch.manual_seed(cfg["seed"])
 index = open_dataset(cfg["dataset"])
@@ -48,6 +44,15 @@ def load(records):
     ys = torch.tensor([names.index(r.labels[0]) for r in records])
     return torch.from_numpy(xs), ys
 xtr, ytr = load(split.train); xva, yva = load(split.val)
+'''
+
+BARE_LOOP = r'''
+import json, math, sys, time
+t0 = time.perf_counter()
+import numpy as np, timm, torch
+from PIL import Image
+from core.datasets import open_dataset, split_dataset
+''' + BARE_DATA + r'''
 model = timm.create_model(cfg["model"], num_classes=len(names))
 opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
 mean = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1) * 255; std = mean.clone()

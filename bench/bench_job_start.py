@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._table import print_table  # noqa: E402
+from bench.bench_engine import BARE_DATA  # noqa: E402
 
 # The bare loop of bench_engine, stopped after its first step, stamping its phases.
 BARE_FIRST_STEP = r'''
@@ -41,15 +42,7 @@ import numpy as np, timm, torch
 from PIL import Image
 from core.datasets import open_dataset, split_dataset
 marks["imports"] = time.time()
-cfg = json.loads(sys.argv[1])
-torch.manual_seed(cfg["seed"])
-index = open_dataset(cfg["dataset"])
-split = split_dataset(index, "stratified", 0.8, 42)
-names = index.class_names
-def load(records):
-    xs = np.stack([np.asarray(Image.open(r.path).convert("RGB").resize((cfg["size"], cfg["size"])), dtype=np.uint8).transpose(2, 0, 1) for r in records])
-    return torch.from_numpy(xs), torch.tensor([names.index(r.labels[0]) for r in records])
-xtr, ytr = load(split.train); xva, yva = load(split.val)
+''' + BARE_DATA + r'''
 marks["dataset"] = time.time()
 model = timm.create_model(cfg["model"], num_classes=len(names))
 opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)

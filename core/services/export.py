@@ -423,8 +423,10 @@ def _create_version(tracker: Any, name: str, job_id: int, run_id: str, folder: P
     client.log_artifacts(run_id, str(folder), artifact_path=MLFLOW_MODEL_DIR)
     try:
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered: a new version follows
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # the project's model exists: this job becomes a new version of it
     source = f"{client.get_run(run_id).info.artifact_uri}/{MLFLOW_MODEL_DIR}"
     tags = {"vision_platform.job_id": str(job_id), "onnx": "verified" if onnx_attached else "none"}
     version = client.create_model_version(name, source, run_id=run_id, tags=tags)
