@@ -6,9 +6,12 @@ An adapter runs inside a worker process. It reports only through a ``core.report
     prepare_data → on_dataset_ready → prepare_model → on_train_start
       → per epoch: [batches: reporter.should_stop() checked between them]
                    on_train_epoch_end → validate → on_fit_epoch_end → on_model_save
-    → on_train_end
+    → on_train_end → [completed: evaluate_test → a ``metrics`` event of kind "test"]
 
-``fit()`` drives that order; subclasses implement the framework parts.
+``fit()`` drives that order; subclasses implement the framework parts. A dataset's ``test`` split is
+never trained on nor used to pick ``best``: once a run completes, :meth:`TrainingAdapter.evaluate_test`
+runs the best checkpoint over it with the adapter's own validation routine, and the values are
+reported once, named like the validation ones with ``test/`` (``val/accuracy`` → ``test/accuracy``).
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from adapters import faults
 from core import files
 from core.config import JobConfig
 from core.contracts import InferenceResult
+from core.events import TEST_METRICS_KIND
 from core.files import disk_full_message, is_disk_full
 from core.reporter import Reporter
 from core.rundir import RunDir
 
-__all__ = ["AdapterError", "StopTraining", "TrainResult", "TrainingAdapter", "atomic_write_bytes",
-           "sweep_stale_temp_files"]
+__all__ = ["AdapterError", "StopTraining", "TrainResult", "TrainingAdapter", "as_test_metrics",
+           "atomic_write_bytes", "sweep_stale_temp_files"]
 
 
 class AdapterError(RuntimeError):
@@ -62,6 +66,13 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
         if is_disk_full(exc):
             raise AdapterError(disk_full_message(target)) from exc
         raise
+
+
+def as_test_metrics(values: dict[str, float]) -> dict[str, float]:
+    """Validation values renamed for the test split: ``val/x`` → ``test/x`` (other names are dropped:
+    the test split reports what validation measures, nothing of training)."""
+    return {f"test/{name.removeprefix('val/')}": float(value) for name, value in values.items()
+            if name.startswith("val/")}
 
 
 def sweep_stale_temp_files(folder: Path) -> None:
@@ -104,6 +115,7 @@ class TrainingAdapter(ABC):
         self.job_id = job_id
         self.project_id = project_id
         self.class_names: list[str] = []  # set by prepare_data (training) or load_checkpoint (inference)
+        self.best_epoch: int | None = None  # the epoch of best.pt, as on_model_save("best") last reported it
         self.weights_dir = self.files.wdir
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         sweep_stale_temp_files(self.weights_dir)
@@ -203,11 +215,35 @@ class TrainingAdapter(ABC):
 
     def on_model_save(self, kind: str, path: Path, epoch: int, metric_name: str | None = None,
                       metric_value: float | None = None, sha256: str | None = None) -> None:
+        if kind == "best":
+            self.best_epoch = epoch
         self.reporter.checkpoint(kind, path, epoch=epoch, metric_name=metric_name, metric_value=metric_value,
                                  sha256=sha256)
 
     def on_train_end(self, result: TrainResult) -> None:  # noqa: B027 - optional hook
         """After training (completed or stopped)."""
+
+    def evaluate_test(self) -> dict[str, float]:
+        """The best checkpoint's metrics on the dataset's ``test`` split, named ``test/…`` (see
+        :func:`as_test_metrics`); ``{}`` when the split has no test images. Runs once, after a completed
+        run, with the adapter's own validation routine; it may set :attr:`best_epoch` from the checkpoint."""
+        return {}
+
+    def report_test_metrics(self, result: TrainResult) -> None:
+        """After a completed run (early stopping included; never after a cancel): evaluate the test split
+        and report it as one ``metrics`` event of kind ``"test"`` at the best checkpoint's epoch. A
+        failure here costs the trained model nothing: it is reported as a warning."""
+        if result.status != "completed" or self.reporter.should_stop():
+            return
+        try:
+            values = self.evaluate_test()
+        except Exception as exc:  # noqa: BLE001 - the checkpoints are safe; say why the test numbers are missing
+            self.reporter.warning(f"the test split was not evaluated: {type(exc).__name__}: {exc}")
+            return
+        if not values:
+            return
+        epoch = self.best_epoch or result.epochs_completed
+        self.reporter.metrics(values, epoch=epoch, kind=TEST_METRICS_KIND)
 
     def fit(self) -> TrainResult:
         """The lifecycle above; a full disk anywhere in it (a framework's own save, a log write) fails the
@@ -232,4 +268,5 @@ class TrainingAdapter(ABC):
         faults.flood_stdout(self.reporter)
         result = self.train()
         self.on_train_end(result)
+        self.report_test_metrics(result)
         return result

@@ -1,6 +1,6 @@
 """``vision-platform device-probe``: the selftest's look at the compute devices, in a subprocess.
 
-Prints one JSON object: torch's version and CUDA build, every CUDA device (name, memory) and the
+Prints one JSON object: torch's version and CUDA build, every CUDA device (name, memory), Apple's MPS GPU and the
 result of a small matrix product on each device (the CPU included), checked against the CPU result —
 a GPU that is listed but cannot compute shows up here, not in the middle of a training run.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+
+from adapters.devices import list_devices
 
 MATMUL_SIZE = 256
 
@@ -29,19 +31,10 @@ def _matmul_check(torch: Any, device: str) -> dict[str, Any]:
             **({} if ok else {"error": "the product differs from the CPU's"})}
 
 
-def _devices(torch: Any) -> list[dict[str, Any]]:
-    devices = [{"id": "cpu", "name": "CPU", "memory_bytes": None}]
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            devices.append({"id": f"cuda:{index}", "name": props.name, "memory_bytes": props.total_memory})
-    return devices
-
-
 def probe() -> dict[str, Any]:
     import torch
 
-    devices = _devices(torch)
+    devices = list_devices(torch)
     for device in devices:
         device["matmul"] = _matmul_check(torch, device["id"])
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "devices": devices}

@@ -1,30 +1,30 @@
 """timm image classification.
 
-Data path: images are decoded and resized once, in parallel threads, into one uint8 tensor held in
-memory (when it fits ``DECODED_CACHE_BYTES``), so an epoch is pure tensor indexing — the plain PIL
-pipeline reaches only about a third of a GPU's synthetic rate. Augmentation (flip) and normalisation
-happen on the device. Larger sets fall back to decoding per batch in a DataLoader.
+Data path (``adapters.timm_data``): images are decoded and resized once, in parallel threads, into one
+uint8 tensor held in memory when it fits the job's memory budget, so an epoch is pure tensor indexing —
+the plain PIL pipeline reaches only about a third of a GPU's synthetic rate. A larger set streams from
+disk (``workers`` loader processes). Augmentation (``adapters.timm_augment``: the job's preset of timm's
+own transforms, per-sample random parameters on a whole batch) and normalisation happen on the device.
 """
 
 from __future__ import annotations
 
 import difflib
 import io
-import math
-import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters import faults
-from adapters.base import AdapterError, TrainingAdapter, TrainResult, atomic_write_bytes
+from adapters.base import AdapterError, TrainingAdapter, TrainResult, as_test_metrics, atomic_write_bytes
+from adapters.devices import amp_supported, device_type, resolve_device
+from adapters.timm_data import BatchSource, open_source
+from adapters.timm_data import decode_resized as _decode_resized  # also used by adapters.export_models
 from core.config import ALL_CONFIG_KEYS
 from core.contracts import ClassifyValItem, InferenceResult, inference_result
 
 CHECKPOINT_FORMAT = 1
-DECODED_CACHE_BYTES = 6 * 1024**3
 STEP_REPORT_INTERVAL_S = 0.1  # per-step events at most ~10 Hz: no host sync per batch on a GPU
 
 
@@ -40,36 +40,12 @@ def _torch() -> Any:
     return torch
 
 
-def resolve_device(requested: str) -> str:
-    torch = _torch()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise AdapterError(f"device {requested!r} was requested but no CUDA GPU is available; choose cpu or auto")
-    return requested
-
-
-def _decode_resized(path: Path, size: int) -> Any:
-    """Decode one image to a (3, size, size) uint8 array; raises on a corrupt file."""
-    import numpy as np
-    from PIL import Image
-
-    from core.datasets.images import check_image_limits
-
-    check_image_limits(path)
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible (much faster)
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        array = np.asarray(rgb, dtype=np.uint8)
-    return array.transpose(2, 0, 1).copy()
-
-
 class TimmAdapter(TrainingAdapter):
     framework = "timm"
     tasks = ("classify",)
     default_models: ClassVar[dict[str, str]] = {"classify": "resnet18"}
-    # Decoding runs in its own threads (no DataLoader workers) and no model option is passed on.
-    honoured_keys: ClassVar[frozenset[str]] = frozenset(ALL_CONFIG_KEYS) - {"workers", "framework_args"}
+    # No model option is passed on; ``workers`` are the loader processes of a streamed dataset.
+    honoured_keys: ClassVar[frozenset[str]] = frozenset(ALL_CONFIG_KEYS) - {"framework_args"}
     checkpoint_patterns: ClassVar[tuple[str, ...]] = ("*.pt", "*.pth", "*.pth.tar", "*.safetensors", "*.bin")
     inference_output: ClassVar[dict[str, tuple[str, ...]]] = {"classify": ("top_k",)}
 
@@ -81,6 +57,7 @@ class TimmAdapter(TrainingAdapter):
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
 
+        import adapters.timm_augment  # noqa: F401
         import core.datasets  # noqa: F401
 
         _timm()
@@ -114,6 +91,7 @@ class TimmAdapter(TrainingAdapter):
 
         self.train_items = labelled(split.train)
         self.val_items = labelled(split.val)
+        self.test_items = labelled(split.test)  # decoded only after training (evaluate_test)
         if not self.train_items:
             raise AdapterError(f"{config.dataset}: no labelled training images")
         if not self.val_items:
@@ -121,42 +99,35 @@ class TimmAdapter(TrainingAdapter):
         self.reporter.log(
             f"{len(self.train_items)} training and {len(self.val_items)} validation images, {len(self.class_names)} classes"
         )
-        self.train_data = self._decode_all(self.train_items)
-        self.val_data = self._decode_all(self.val_items)
+        if self.test_items:
+            self.reporter.log(f"{len(self.test_items)} test images: evaluated once, with the best checkpoint, after training")
+        self.data = self._open_source(self.train_items, self.val_items)
+        self.reporter.log(f"training data: {self.data.plan.describe(config.workers)} ({self.data.where()})")
 
-    def _decode_all(self, items: list[tuple[Path, int]]) -> tuple[Any, Any, list[Path]]:
-        """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped."""
-        torch = _torch()
-        size = self.config.image_size
-        if len(items) * 3 * size * size > DECODED_CACHE_BYTES:
-            raise AdapterError(
-                f"{len(items)} images at {size} px need more than {DECODED_CACHE_BYTES // 1024**3} GB of decoded cache; "
-                "lower image_size"
-            )
-        images = torch.empty((len(items), 3, size, size), dtype=torch.uint8)
-        labels = torch.empty((len(items),), dtype=torch.long)
-        keep = torch.zeros((len(items),), dtype=torch.bool)
+    def _cache_side(self) -> int:
+        """The side images are decoded at (an augmentation that crops needs a larger one)."""
+        from adapters.timm_augment import cache_side_for
 
-        def work(position: int) -> tuple[int, str | None]:
-            path, label = items[position]
-            try:
-                images[position] = torch.from_numpy(_decode_resized(path, size))
-            except Exception as exc:  # corrupt/truncated/too large: skip and report, never crash
-                return position, f"unreadable image skipped: {exc}"
-            labels[position] = label
-            keep[position] = True
-            return position, None
+        return cache_side_for(self._augmentation_options(), self.config.image_size)
 
-        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-            for position, problem in pool.map(work, range(len(items))):
-                if problem:
-                    self.reporter.warning(problem, path=str(items[position][0]))
-        if not bool(keep.any()):
-            raise AdapterError("none of the images could be decoded")
-        if bool(keep.all()):  # the usual case: no copy of the whole decoded set (twice its memory, for a moment)
-            return images, labels, [path for path, _label in items]
-        kept_paths = [path for (path, _label), ok in zip(items, keep.tolist(), strict=True) if ok]
-        return images[keep], labels[keep], kept_paths
+    def _augmentation_options(self) -> dict[str, Any]:
+        from core.augmentation import augmentation_options
+        from core.config import ConfigError
+
+        augmentation = self.config.augmentation
+        try:
+            return augmentation_options("timm", augmentation.preset, augmentation.options)
+        except ConfigError as exc:
+            raise AdapterError(str(exc)) from None
+
+    def _open_source(self, train: list[tuple[Path, int]], val: list[tuple[Path, int]]) -> BatchSource:
+        """Batches from a decoded cache when it fits the memory budget (Settings, via job.json), else streamed."""
+        from core.settings import memory_budget_bytes
+
+        budget = memory_budget_bytes(int(self.files.read_job_info().get("memory_budget_mb", 0)))
+        return open_source(train, val, side=self._cache_side(), budget_bytes=budget,
+                           device=resolve_device(self.config.device), workers=self.config.workers,
+                           warn=self.reporter.warning)
 
     # ------------------------------------------------------------------ model
     def prepare_model(self) -> None:
@@ -194,8 +165,9 @@ class TimmAdapter(TrainingAdapter):
         if self.use_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
+        self.augment = self._make_augment(data_cfg)
         self.amp_dtype = None
-        if self.use_cuda and config.amp:
+        if amp_supported(self.device) and config.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         params = self.model.parameters()
         if config.optimizer == "sgd":
@@ -229,7 +201,20 @@ class TimmAdapter(TrainingAdapter):
             raise AdapterError(f"nothing to resume: last.pt already holds all {self.config.epochs} epochs")
         self.reporter.log(f"resuming from {last} at epoch {self.start_epoch}")
 
+    def _make_augment(self, data_cfg: dict[str, Any]) -> Any:
+        from adapters.timm_augment import TimmAugment
+
+        try:
+            return TimmAugment(self._augmentation_options(), self.config.image_size, self.device,
+                               num_classes=len(self.class_names), mean=tuple(data_cfg["mean"]),
+                               std=tuple(data_cfg["std"]), seed=self.config.seed)
+        except ValueError as exc:
+            raise AdapterError(str(exc)) from None
+
     # ------------------------------------------------------------------ training
+    def _channels_last(self, batch: Any) -> Any:
+        return batch.contiguous(memory_format=_torch().channels_last) if self.use_cuda else batch
+
     def _normalise(self, batch: Any) -> Any:
         torch = _torch()
         batch = batch.to(self.device, non_blocking=True).float()
@@ -241,37 +226,31 @@ class TimmAdapter(TrainingAdapter):
     def train(self) -> TrainResult:
         torch = _torch()
         config = self.config
-        images, labels, _paths = self.train_data
-        generator = torch.Generator().manual_seed(config.seed)
-        steps = math.ceil(len(images) / config.batch_size)
-        if steps > 1 and len(images) % config.batch_size == 1:
-            steps -= 1  # a last batch of one image breaks BatchNorm in train mode: drop it
-        loss_fn = torch.nn.CrossEntropyLoss()
+        steps = self.data.steps_per_epoch(config.batch_size)
+        loss_fn = self.augment.loss_fn()
         epochs_completed = self.start_epoch - 1
         status = "completed"
         global_step = (self.start_epoch - 1) * steps
         for epoch in range(self.start_epoch, config.epochs + 1):
-            # Same permutation on every machine for a given seed and epoch (resume reproduces it too).
-            generator.manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(len(images), generator=generator)
+            # Same order on every machine for a given seed and epoch, cached or streamed (resume reproduces it).
+            batches = self.data.train_batches(config.seed, epoch, config.batch_size)
+            self.augment.reseed(config.seed * 100_003 + epoch)
             self.model.train()
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             seen = 0
             last_report = 0.0
             stopped = False
-            for step in range(1, steps + 1):
+            for step, (images, target) in enumerate(batches, start=1):
                 if self.reporter.should_stop():
                     stopped = True
                     break
-                index = order[(step - 1) * config.batch_size : step * config.batch_size]
-                batch = self._normalise(images[index])
-                target = labels[index].to(self.device, non_blocking=True)
-                flip = torch.rand(batch.shape[0], device=self.device) < 0.5
-                batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
-                with torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                target = target.to(self.device, non_blocking=True)  # there already, but on mps
+                batch, augmented_target = self.augment.train_batch(images, target)  # soft under mixup/cutmix
+                batch = self._channels_last(batch)
+                with torch.autocast(device_type=device_type(self.device), dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     output = self.model(batch)
-                    loss = loss_fn(output, target)
+                    loss = loss_fn(output, augmented_target)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
@@ -312,6 +291,7 @@ class TimmAdapter(TrainingAdapter):
             if config.patience and self.epochs_without_improvement >= config.patience:
                 self.reporter.log(f"early stopping: val/accuracy did not improve for {config.patience} epochs")
                 break
+        self.data.close()  # a stream's loader processes (the test set has its own source)
         return TrainResult(
             status=status,
             epochs_completed=epochs_completed,
@@ -322,17 +302,37 @@ class TimmAdapter(TrainingAdapter):
         )
 
     def validate(self) -> dict[str, float]:
+        return self._evaluate(self.data)
+
+    def evaluate_test(self) -> dict[str, float]:
+        """best.pt on the dataset's test images, decoded now (never held during training)."""
+        if not self.test_items:
+            return {}
+        state = self._read_checkpoint(self.files.best)
+        self.model.load_state_dict(state["model"])
+        self.best_epoch = int(state["epoch"])
+        self.reporter.status("validating", f"best checkpoint (epoch {self.best_epoch}) on {len(self.test_items)} test images")
+        test = self._open_source([], self.test_items)
+        try:
+            return as_test_metrics(self._evaluate(test))
+        finally:
+            test.close()
+
+    def _evaluate(self, source: BatchSource) -> dict[str, float]:
+        """Loss, top-1 (and top-5 from 5 classes) of the current model on ``source``'s validation
+        batches, as ``val/…``."""
         torch = _torch()
-        images, labels, _paths = self.val_data
         self.model.eval()
+        seen = 0
         loss_sum = 0.0
         top1 = 0
         top5 = 0
         probabilities = []
-        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            for start in range(0, len(images), self.config.batch_size):
-                batch = self._normalise(images[start : start + self.config.batch_size])
-                target = labels[start : start + self.config.batch_size].to(self.device)
+        with torch.no_grad(), torch.autocast(device_type=device_type(self.device), dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            for images, target in source.val_batches(self.config.batch_size):
+                batch = self._channels_last(self.augment.eval_batch(images))
+                target = target.to(self.device, non_blocking=True)
+                seen += target.shape[0]
                 output = self.model(batch).float()
                 probabilities.append(output.softmax(1).cpu())
                 loss_sum += float(torch.nn.functional.cross_entropy(output, target, reduction="sum"))
@@ -340,7 +340,7 @@ class TimmAdapter(TrainingAdapter):
                 if len(self.class_names) >= 5:
                     top5 += int((output.topk(5, dim=1).indices == target.view(-1, 1)).any(1).sum())
         self.last_val_probabilities = torch.cat(probabilities) if probabilities else None
-        count = max(len(images), 1)
+        count = max(seen, 1)
         metrics = {"val/loss": loss_sum / count, "val/accuracy": top1 / count}
         if len(self.class_names) >= 5:
             metrics["val/top5"] = top5 / count
@@ -387,10 +387,9 @@ class TimmAdapter(TrainingAdapter):
         probabilities = self.last_val_probabilities
         if probabilities is None:
             return
-        _images, labels, paths = self.val_data
         items: list[ClassifyValItem] = [
             {"path": str(path), "true": int(label), "pred": int(row.argmax()), "scores": [round(float(v), 5) for v in row]}
-            for path, label, row in zip(paths, labels.tolist(), probabilities, strict=True)
+            for (path, label), row in zip(self.data.val_items(), probabilities, strict=True)
         ]
         target = save_val_predictions(self.files.val_predictions, task="classify", epoch=epoch,
                                       class_names=self.class_names, items=items)

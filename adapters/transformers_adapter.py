@@ -23,8 +23,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters import faults
-from adapters.base import AdapterError, TrainingAdapter, TrainResult
-from adapters.transformers_data import BACKGROUND, Sample, TaskDataset, collate, load_rgb, truth_boxes
+from adapters.base import AdapterError, TrainingAdapter, TrainResult, as_test_metrics
+from adapters.devices import amp_supported, resolve_device
+from adapters.transformers_data import (
+    BACKGROUND,
+    Augmenter,
+    Sample,
+    TaskDataset,
+    collate,
+    load_rgb,
+    truth_boxes,
+)
 from adapters.transformers_eval import PRIMARY_METRIC, Evaluation, evaluate
 from adapters.transformers_models import (
     DEFAULT_MODELS,
@@ -41,12 +50,13 @@ from adapters.transformers_models import (
     resolve_source,
     scratch_models,
 )
+from core.augmentation import augmentation_options
 from core.config import ALL_CONFIG_KEYS
 from core.contracts import Box, ClassScore, InferenceResult, Mask, class_mask, inference_result
+from core.rundir import FOLDER_CHECKPOINT_FILE, CheckpointKind
 
-TRAINER_DIR = "trainer"  # the Trainer's own resumable checkpoints, inside the run dir
 STATE_FILE = "vp_state.json"  # beside a published checkpoint: epoch, best metric, Trainer checkpoint
-WEIGHTS_FILE = "model.safetensors"  # the file a checkpoint row points at (its folder is the model)
+WEIGHTS_FILE = FOLDER_CHECKPOINT_FILE  # the file a checkpoint row points at (its folder is the model)
 STEP_REPORT_INTERVAL_S = 0.1
 STEP_LOGS_PER_EPOCH = 50
 
@@ -55,16 +65,6 @@ def checkpoint_folder(path: Path) -> Path:
     """A checkpoint is a model folder; its row names the folder's ``model.safetensors``."""
     path = Path(path)
     return path.parent if path.is_file() else path
-
-
-def _device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise AdapterError(f"device {requested!r} was requested but no CUDA GPU is available; choose cpu or auto")
-    return requested
 
 
 class TransformersAdapter(TrainingAdapter):
@@ -109,12 +109,16 @@ class TransformersAdapter(TrainingAdapter):
         self.class_ids = {name: index for index, name in enumerate(self.class_names)}
         self.train_samples = self._samples(split.train)
         self.val_samples = self._samples(split.val)
+        self.test_samples = self._samples(split.test)  # evaluated once, with the best model, after training
         if not self.train_samples:
             raise AdapterError(f"{config.dataset}: no labelled training images for {config.task}")
         if not self.val_samples:
             raise AdapterError(f"{config.dataset}: the validation set is empty; lower the split ratio or add images")
         self.reporter.log(f"{len(self.train_samples)} training and {len(self.val_samples)} validation images, "
                           f"{len(dataset_classes)} classes")
+        if self.test_samples:
+            self.reporter.log(f"{len(self.test_samples)} test images: evaluated once, with the best checkpoint, "
+                              "after training")
 
     def _split(self) -> tuple[Any, list[str]]:
         index, split = self.read_split()
@@ -139,7 +143,7 @@ class TransformersAdapter(TrainingAdapter):
 
         config = self.config
         torch.manual_seed(config.seed)
-        self.device = _device(config.device)
+        self.device = resolve_device(config.device)
         if self.source.kind == "scratch":
             if config.pretrained:
                 self.reporter.warning(f"{config.model} has no pretrained weights; training from scratch")
@@ -174,30 +178,36 @@ class TransformersAdapter(TrainingAdapter):
         config = self.config
         if self.device.startswith("cuda:"):
             torch.cuda.set_device(int(self.device.split(":")[1]))
-        on_cuda = self.device.startswith("cuda")
-        bf16 = bool(on_cuda and config.amp and torch.cuda.is_bf16_supported())
+        amp = bool(config.amp) and amp_supported(self.device)  # CUDA only: an MPS job trains in float32
+        bf16 = bool(amp and torch.cuda.is_bf16_supported())
         steps_per_epoch = math.ceil(len(self.train_samples) / config.batch_size)
         args = TrainingArguments(
-            output_dir=str(self.run_dir / TRAINER_DIR), num_train_epochs=config.epochs,
+            output_dir=str(self.files.trainer), num_train_epochs=config.epochs,
             per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
             learning_rate=config.learning_rate, weight_decay=config.weight_decay, lr_scheduler_type="cosine",
             eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, logging_strategy="steps",
             logging_steps=max(1, steps_per_epoch // STEP_LOGS_PER_EPOCH), report_to="none", disable_tqdm=True,
             seed=config.seed, data_seed=config.seed, dataloader_num_workers=config.workers,
             remove_unused_columns=False, use_cpu=self.device == "cpu", bf16=bf16,
-            fp16=bool(on_cuda and config.amp and not bf16),
+            fp16=amp and not bf16,
         )
         self.callback: Any = _reporting_callback_class()(self, steps_per_epoch)
         trainer_class = _evaluating_trainer_class()
         trainer = trainer_class(
             model=self.model, args=args, data_collator=collate, callbacks=[self.callback],
-            train_dataset=TaskDataset(config.task, self.train_samples, self.processor, self.class_ids),
+            train_dataset=TaskDataset(config.task, self.train_samples, self.processor, self.class_ids,
+                                      augment=self._augmenter()),
             eval_dataset=TaskDataset(config.task, self.val_samples, self.processor, self.class_ids),
             optimizers=(self._optimizer(), None),
         )
         trainer.remove_callback(PrinterCallback)
         trainer.vp_adapter = self
         return trainer
+
+    def _augmenter(self) -> Augmenter:
+        augmentation = self.config.augmentation
+        options = augmentation_options("transformers", augmentation.preset, augmentation.options)
+        return Augmenter(self.config.task, options, self.config.image_size)
 
     def _optimizer(self) -> Any:
         import torch
@@ -230,10 +240,10 @@ class TransformersAdapter(TrainingAdapter):
 
     def _resume_checkpoint(self) -> str:
         state = self._published_state("last")
-        checkpoint = self.run_dir / TRAINER_DIR / str(state.get("trainer_checkpoint", ""))
+        checkpoint = self.files.trainer / str(state.get("trainer_checkpoint", ""))
         if not state or not (checkpoint / "trainer_state.json").is_file():
             raise AdapterError(f"cannot resume: {self._folder('last')} names no Trainer checkpoint in "
-                               f"{self.run_dir / TRAINER_DIR}")
+                               f"{self.files.trainer}")
         epoch = int(state["epoch"])
         if epoch >= self.config.epochs:
             raise AdapterError(f"nothing to resume: the last checkpoint already holds all {self.config.epochs} epochs")
@@ -243,18 +253,34 @@ class TransformersAdapter(TrainingAdapter):
 
     def validate(self) -> dict[str, float]:
         self.reporter.status("validating", "")
-        context = {"paths": [sample.record.path for sample in self.val_samples], "class_names": self.class_names,
-                   "processor": self.processor,
-                   "truth": [truth_boxes(sample.record.shapes, self.class_ids) for sample in self.val_samples]}
-        self.last_evaluation: Evaluation = evaluate(self.config.task, self.model, self.trainer.get_eval_dataloader(),
-                                                    context)
+        self.last_evaluation: Evaluation = self._evaluate(self.model, self.val_samples)
         return self.last_evaluation.metrics
 
-    # ------------------------------------------------------------------ checkpoints
-    def _folder(self, kind: str) -> Path:
-        return self.files.wdir / kind
+    def evaluate_test(self) -> dict[str, float]:
+        """``weights/best`` (loaded as saved) on the dataset's test images, by the validation routine."""
+        if not self.test_samples:
+            return {}
+        best = self._folder("best")
+        self.best_epoch = int(self._published_state("best").get("epoch") or 0) or self.best_epoch
+        self.reporter.status("validating", f"best checkpoint (epoch {self.best_epoch}) on "
+                                           f"{len(self.test_samples)} test images")
+        model = type(self.model).from_pretrained(str(best)).to(self.device)
+        test_set = TaskDataset(self.config.task, self.test_samples, self.processor, self.class_ids)
+        return as_test_metrics(self._evaluate(model, self.test_samples, test_set).metrics)
 
-    def _published_state(self, kind: str) -> dict[str, Any]:
+    def _evaluate(self, model: Any, samples: list[Sample], dataset: Any = None) -> Evaluation:
+        """``model`` on ``samples`` (as ``dataset``; None: the Trainer's eval set) through the Trainer's
+        eval loader: ``val/…`` metrics and the per-image items."""
+        context = {"paths": [sample.record.path for sample in samples], "class_names": self.class_names,
+                   "processor": self.processor,
+                   "truth": [truth_boxes(sample.record.shapes, self.class_ids) for sample in samples]}
+        return evaluate(self.config.task, model, self.trainer.get_eval_dataloader(dataset), context)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _folder(self, kind: CheckpointKind) -> Path:
+        return self.files.checkpoint_dir(kind)
+
+    def _published_state(self, kind: CheckpointKind) -> dict[str, Any]:
         file = self._folder(kind) / STATE_FILE
         return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
 
@@ -276,9 +302,9 @@ class TransformersAdapter(TrainingAdapter):
         self.processor.save_pretrained(folder)
         (folder / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
-    def _swap_in(self, kind: str, write: Any) -> Path:
+    def _swap_in(self, kind: CheckpointKind, write: Any) -> Path:
         """Write into a staging folder, then rename over the old one: a kill never leaves half a model."""
-        target, staging, old = (self.files.wdir / name for name in (kind, f".{kind}.saving", f".{kind}.old"))
+        target, (staging, old) = self.files.checkpoint_dir(kind), self.files.checkpoint_dir_swap(kind)
         for leftover in (staging, old):
             shutil.rmtree(leftover, ignore_errors=True)
         write(staging)
@@ -316,7 +342,7 @@ class TransformersAdapter(TrainingAdapter):
             raise AdapterError(f"{folder} has no usable image processor config: {exc}") from None
         labels = self.model.config.id2label
         self.class_names = [str(labels[key]) for key in sorted(labels, key=int)]
-        self.device = _device(self.config.device)
+        self.device = resolve_device(self.config.device)
         self.model = self.model.to(self.device).eval()
 
     def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult:

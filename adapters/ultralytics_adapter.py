@@ -44,11 +44,20 @@ from PIL import Image
 
 from adapters import faults
 from adapters import ultralytics_models as models
-from adapters.base import AdapterError, StopTraining, TrainingAdapter, TrainResult, atomic_write_bytes
+from adapters.base import (
+    AdapterError,
+    StopTraining,
+    TrainingAdapter,
+    TrainResult,
+    as_test_metrics,
+    atomic_write_bytes,
+)
+from adapters.devices import resolve_device, ultralytics_device
 from adapters.ultralytics_env import import_ultralytics
 from adapters.ultralytics_eval import class_names_of
 from adapters.ultralytics_metrics import PRIMARY_METRIC, map_epoch_metrics, step_metrics
 from core import trust
+from core.augmentation import augmentation_options
 from core.config import ALL_CONFIG_KEYS
 from core.contracts import Box, ClassScore, InferenceResult, KeypointInstance, Mask, inference_result
 from core.files import sha256_bytes
@@ -388,14 +397,7 @@ class UltralyticsAdapter(TrainingAdapter):
 
     # ---- training ----
     def _device(self) -> str:
-        device = self.config.device
-        if device == "auto":
-            import torch
-
-            return "0" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda"):
-            return device.partition(":")[2] or "0"
-        return device
+        return ultralytics_device(resolve_device(self.config.device))
 
     def _train_args(self) -> dict[str, Any]:
         config = self.config
@@ -423,6 +425,8 @@ class UltralyticsAdapter(TrainingAdapter):
             "project": str(self.run_dir.parent),
             "name": self.run_dir.name,
             "exist_ok": True,
+            # The chosen preset with its overrides, by Ultralytics' own names (core.augmentation).
+            **augmentation_options("ultralytics", config.augmentation.preset, config.augmentation.options),
         }
         for key, value in config.framework_args.items():
             if key in _RESERVED_ARGS:
@@ -603,6 +607,24 @@ class UltralyticsAdapter(TrainingAdapter):
 
     # ---- validation and inference ----
     def validate(self) -> dict[str, float]:
+        return self._validate_split("val")
+
+    def evaluate_test(self) -> dict[str, float]:
+        """best.pt on the converted dataset's test split, by Ultralytics' own validator
+        (``model.val(split="test")``); {} when the dataset has no test images. Only called with test
+        images present: Ultralytics would quietly validate on ``val`` instead."""
+        if self.data_path is None or not self.files.best.is_file():
+            return {}
+        data_dir = self.data_path if self.data_path.is_dir() else self.data_path.parent
+        test_dir = data_dir / ("test" if self.config.task == "classify" else "images/test")
+        images = sum(1 for p in test_dir.rglob("*") if p.is_file()) if test_dir.is_dir() else 0
+        if not images:
+            return {}
+        self.reporter.status("validating", f"best checkpoint (epoch {self._best_epoch}) on {images} test images")
+        return as_test_metrics(self._validate_split("test"))
+
+    def _validate_split(self, split: str) -> dict[str, float]:
+        """best.pt (else last.pt) on ``split`` of the converted dataset, in our ``val/…`` names."""
         if self.data_path is None:
             self.prepare_data()
         weights = self.files.best
@@ -614,9 +636,12 @@ class UltralyticsAdapter(TrainingAdapter):
         from ultralytics import YOLO
 
         model = YOLO(str(weights), task=self.config.task)
-        results = model.val(data=str(self.data_path), imgsz=self.config.image_size, batch=self.config.batch_size,
-                            device=self._device(), plots=False, verbose=False, project=str(self.run_dir),
-                            name="val", exist_ok=True)
+        results = model.val(data=str(self.data_path), split=split, imgsz=self.config.image_size,
+                            batch=self.config.batch_size, device=self._device(), plots=False, verbose=False,
+                            project=str(self.run_dir), name=split, exist_ok=True)
+        objects = getattr(results, "nt_per_class", None)
+        if split == "test" and objects is not None:
+            self.reporter.log(f"test split: {int(objects.sum())} labelled objects evaluated")
         return map_epoch_metrics(getattr(results, "results_dict", {}) or {})
 
     def load_checkpoint(self, path: Path, *, trusted: bool = False) -> None:

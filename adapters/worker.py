@@ -11,6 +11,8 @@
 ``sysinfo``                           prints JSON: devices (CPU, GPUs with memory), framework versions.
 ``infer-worker``                      a warm inference process (see ``adapters.inference_server``).
 ``export-worker --request FILE``      exports a checkpoint, checks parity (see ``adapters.export``).
+``augment-preview --request FILE --out DIR``  augmented training samples as PNGs (the Train page's
+                                      preview, see ``adapters.augment_preview``).
 """
 
 from __future__ import annotations
@@ -197,11 +199,10 @@ def sysinfo_command() -> int:
     try:
         import torch
 
+        from adapters.devices import list_devices
+
         info["versions"]["torch"] = torch.__version__
-        if torch.cuda.is_available():
-            for index in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(index)
-                info["devices"].append({"id": f"cuda:{index}", "name": props.name, "memory_bytes": props.total_memory})
+        info["devices"] = list_devices(torch)
     except Exception as exc:  # an app without a working torch still opens
         info["error"] = f"torch unavailable: {exc}"
     print(json.dumps(info))
@@ -214,6 +215,11 @@ def main(argv: list[str]) -> int:
         from adapters.export import main as export_main
 
         return export_main(argv[1:])
+    if argv[:1] == ["augment-preview"]:  # its own options (adapters/augment_preview.py)
+        apply_offline_env(os.environ)
+        from adapters.augment_preview import main as preview_main
+
+        return preview_main(argv[1:])
     parser = argparse.ArgumentParser(prog="vision-platform")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker")

@@ -69,10 +69,12 @@ def main(argv: list[str]) -> int:
         # In a worker, after the first paint: the database layer (SQLAlchemy, pydantic, migrations)
         # loads and the store opens here, never on the GUI thread. One app per data folder: a second
         # one stops here with a message naming the first (its pid and command line).
+        from core.paths import data_dir, network_drive_warning
         from core.services.projects import project_overview
         from core.services.settings import claim_data_folder, load_settings, open_data_store
 
         started["lock"] = claim_data_folder()
+        started["network_drive"] = network_drive_warning(data_dir())  # SQLite's WAL needs a local disk
         store = open_data_store(accept_recovery=True)
         return store, load_settings(store), project_overview(store)
 
@@ -89,6 +91,8 @@ def main(argv: list[str]) -> int:
         repaired = recovery_message(store)
         if repaired:
             window.show_start_notice("Your database was damaged and has been rebuilt", repaired)
+        elif started.get("network_drive"):
+            window.show_start_notice("The data folder is on a network drive", str(started["network_drive"]))
         queue = JobQueue(store, max_concurrent=settings.max_concurrent_jobs, on_event=window.job_events.emit_event)
         window.queue = queue
         queue.start()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from app.pages.jobs_page import JobsPage
     from app.pages.train_page import TrainPage
     from app.settings_dialog import SettingsDialog
+    from app.widgets.weights_view import WeightsDialog
     from core.services import Store
     from core.services.projects import ProjectOverview
     from core.settings import Settings
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._restore_geometry()
         self._uploads_task: TaskHandle | None = None
+        self._weights_dialog: WeightsDialog | None = None
         if store is not None:
             self.attach_store(store, settings)
 
@@ -188,6 +190,10 @@ class MainWindow(QMainWindow):
         self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.settings_action.triggered.connect(self.open_settings)
+        self.weights_action = QAction(icon("cloud"), "Pretrained &weights…", self)
+        self.weights_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
+        self.weights_action.setIconText("Weights")  # the toolbar's short label
+        self.weights_action.triggered.connect(self.open_weights)
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -198,6 +204,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.new_job_action)
         file_menu.addAction(new_project)
         file_menu.addSeparator()
+        file_menu.addAction(self.weights_action)
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -222,6 +229,7 @@ class MainWindow(QMainWindow):
         spacer.setSizePolicy(spacer.sizePolicy().horizontalPolicy().Expanding,
                              spacer.sizePolicy().verticalPolicy().Preferred)
         toolbar.addWidget(spacer)
+        toolbar.addAction(self.weights_action)
         toolbar.addAction(self.settings_action)
         self.addToolBar(toolbar)
         help_menu = menu.addMenu("&Help")
@@ -303,6 +311,21 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(lambda: self._after_settings(dialog))
         dialog.open()
         return dialog
+
+    def open_weights(self) -> WeightsDialog | None:
+        """The Weights view (what is cached, import, download) in one non-modal window, raised if open."""
+        from app.widgets.weights_view import WeightsDialog
+
+        if self.state is None:
+            return None
+        if self._weights_dialog is None:
+            self._weights_dialog = WeightsDialog(self.state, self)
+            self._weights_dialog.view.settings_requested.connect(self.open_settings)
+        else:
+            self._weights_dialog.view.refresh()
+        self._weights_dialog.show()
+        self._weights_dialog.raise_()
+        return self._weights_dialog
 
     def _after_settings(self, dialog: SettingsDialog) -> None:
         if dialog.saved_notice:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -29,9 +30,10 @@ from core import paths
 from core.services import ServiceError
 from core.services import settings as settings_service
 from core.services.settings import CredentialsStatus
-from core.settings import Settings
+from core.settings import AUTO_MEMORY_SHARE, Settings, total_memory_mb
 
 DATA_DIR_KEY = "data_dir"
+GB_IN_MB = 1024
 NO_KEYRING_PREFIX = "No system keyring"
 
 
@@ -96,6 +98,8 @@ class SettingsDialog(QDialog):
         self.max_jobs.setRange(1, 16)
         self.max_jobs.setValue(settings.max_concurrent_jobs)
         self.max_jobs.setToolTip("Jobs that train at the same time; more than one only helps with several GPUs")
+        self.memory_budget = memory_budget_field(settings.memory_budget_mb)
+        self._shown_budget = (settings.memory_budget_mb, self.memory_budget.value())  # kept exact if untouched
         general = QGroupBox("General")
         general_form = QFormLayout(general)
         general_form.addRow("MLflow tracking URI", self.mlflow_uri)
@@ -107,6 +111,7 @@ class SettingsDialog(QDialog):
         general_form.addRow("", note)
         general_form.addRow("Default device", self.device)
         general_form.addRow("Jobs at the same time", self.max_jobs)
+        general_form.addRow("Memory for training images", self.memory_budget)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -159,8 +164,14 @@ class SettingsDialog(QDialog):
             offline_mode=self.offline.isChecked(),
             default_device=str(self.device.currentData()),
             max_concurrent_jobs=self.max_jobs.value(),
+            memory_budget_mb=self._memory_budget_mb(),
             sync_enabled=self.sync.isChecked(),
         )
+
+    def _memory_budget_mb(self) -> int:
+        stored, shown = self._shown_budget
+        value = self.memory_budget.value()
+        return stored if value == shown else round(value * GB_IN_MB)
 
     def run_test(self) -> None:
         settings = self.settings_from_fields()
@@ -215,3 +226,17 @@ class SettingsDialog(QDialog):
     def _on_save_error(self, message: str) -> None:
         self.save_error.setText(f"Not saved: {message}")
         self.save_error.show()
+
+
+def memory_budget_field(budget_mb: int) -> QDoubleSpinBox:
+    """The memory budget in GB; 0 shows as automatic (a share of the memory free when a job starts)."""
+    field = QDoubleSpinBox()
+    field.setDecimals(1)
+    field.setSingleStep(1.0)
+    field.setRange(0.0, round(total_memory_mb() / GB_IN_MB, 1))
+    field.setSuffix(" GB")
+    field.setSpecialValueText(f"Automatic ({AUTO_MEMORY_SHARE:.0%} of the free memory)")
+    field.setValue(budget_mb / GB_IN_MB)
+    field.setToolTip("Decoded training images are kept in memory up to this size, so an epoch reads no files. "
+                     "A larger dataset is read from disk while it trains (by the job's loader workers).")
+    return field

@@ -9,8 +9,11 @@ The machine is shared: every timing is repeated and printed as median [min–max
     .venv/bin/python -m bench.bench_long_runs [--steps N] [--repeat K] [--compare-runs R] [--jobs-only]
         [--before CHECKOUT]
 
-The jobs list is the real Jobs page (offscreen) over a store of generated jobs: time to the first rows
-painted, to every row, and the longest gap of a 10 ms QTimer probe (as ``bench/bench_gui.py``).
+The jobs list is the real Jobs page (offscreen) over a store of generated jobs, after the start-up
+freeze of long-lived objects the main window does (``app.gc_policy``): time to the first rows
+painted, to every row, and the longest gap of a 10 ms QTimer probe (as ``bench/bench_gui.py``), with
+the GUI thread's own CPU time for each (load-insensitive). ``--before`` runs the same measurement on
+another checkout, same run.
 """
 
 from __future__ import annotations
@@ -177,11 +180,15 @@ def _make_jobs(store: Any, count: int) -> None:
 
 
 FLOOR_JOBS = 10
+PAGE_MEASURES = {"first rows painted": "painted", "every row in the model": "all", "longest GUI stall": "stall",
+                 "  GUI-thread CPU to the first rows": "painted_cpu", "  GUI-thread CPU in the longest stall": "stall_cpu"}
 
 
-def _page_run(store: Any, count: int) -> tuple[float, float, float]:
+def _page_run(store: Any, count: int) -> dict[str, float]:
     """One open of the real Jobs page (offscreen): seconds to the first rows painted, to every row in
-    the model, and the longest gap of a 10 ms QTimer probe meanwhile (a GUI-thread stall)."""
+    the model, and the longest gap of a 10 ms QTimer probe meanwhile (a GUI-thread stall). The GUI
+    thread's own CPU time (``time.thread_time``) to the first rows and inside the longest gap is
+    reported too: it hardly moves with the load that other work puts on a shared machine."""
     from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -195,24 +202,26 @@ def _page_run(store: Any, count: int) -> tuple[float, float, float]:
     page = JobsPage(AppState(store, load_settings(store), overview.default_project_id, overview))
     page.resize(1280, 800)
     page._build_charts()  # pyqtgraph's widgets, built before the clock: this measures the list
-    clock, marks, gaps, last = QElapsedTimer(), {}, [], [0.0]
+    clock, marks, gaps, last = QElapsedTimer(), {}, [], [0.0, 0.0]
 
     class PaintWatch(QObject):
         def eventFilter(self, _obj: Any, event: Any) -> bool:
             if event.type() == QEvent.Type.Paint and page.model.rowCount() and "painted" not in marks:
                 marks["painted"] = clock.nsecsElapsed() / 1e9
+                marks["painted_cpu"] = time.thread_time() - marks["cpu"]
             return False
 
     def tick() -> None:
-        now = clock.nsecsElapsed() / 1e6
-        gaps.append(now - last[0])
-        last[0] = now
+        now, cpu = clock.nsecsElapsed() / 1e6, time.thread_time()
+        gaps.append((now - last[0], cpu - last[1]))
+        last[:] = [now, cpu]
 
     watch = PaintWatch()
     page.table.viewport().installEventFilter(watch)
     probe = QTimer()
     probe.setInterval(10)
     probe.timeout.connect(tick)
+    marks["cpu"] = last[1] = time.thread_time()
     clock.start()
     probe.start()
     page.show()
@@ -230,7 +239,9 @@ def _page_run(store: Any, count: int) -> tuple[float, float, float]:
     page.close()
     page.deleteLater()
     app.processEvents()  # type: ignore[union-attr]
-    return marks["painted"], marks["all"], max(gaps) / 1000
+    stall, stall_cpu = max(gaps)
+    return {"painted": marks["painted"], "all": marks["all"], "stall": stall / 1000,
+            "painted_cpu": marks["painted_cpu"], "stall_cpu": stall_cpu}
 
 
 def _service_times(store: Any, repeat: int) -> dict[str, list[float]]:
@@ -259,21 +270,26 @@ def measure_jobs_list(work: Path, count: int, repeat: int) -> dict[str, list[flo
     from core.db.engine import Store
 
     QApplication.instance() or QApplication(sys.argv[:1])
+    import app.pages.jobs_page  # noqa: F401  (loaded at start-up in the app)
+    from app import gc_policy
+
+    gc_policy.freeze_long_lived()  # as the main window does once start-up is done
     few = Store(work / "few_jobs.db")  # the floor: the same page with 10 jobs (charts painting, layout)
     few.migrate()
     few.ensure_defaults()
     _make_jobs(few, FLOOR_JOBS)
-    floor = [_page_run(few, FLOOR_JOBS) for _ in range(repeat)]
-    few.dispose()
     store = Store(work / "jobs.db")
     store.migrate()
     store.ensure_defaults()
     _make_jobs(store, count)
-    runs = [_page_run(store, count) for _ in range(repeat)]
-    out = {"first rows painted": [r[0] for r in runs], "every row in the model": [r[1] for r in runs],
-           "longest GUI stall": [r[2] for r in runs],
-           f"floor, {FLOOR_JOBS} jobs: first rows painted": [r[0] for r in floor],
-           f"floor, {FLOOR_JOBS} jobs: longest GUI stall": [r[2] for r in floor]}
+    floor, runs = [], []
+    for _ in range(repeat):  # interleaved: a burst of load elsewhere hits both alike
+        floor.append(_page_run(few, FLOOR_JOBS))
+        runs.append(_page_run(store, count))
+    few.dispose()
+    out = {name: [run[key] for run in runs] for name, key in PAGE_MEASURES.items()}
+    out.update({f"floor, {FLOOR_JOBS} jobs: {name}": [run[key] for run in floor]
+                for name, key in PAGE_MEASURES.items() if key != "all"})
     out.update(_service_times(store, repeat))
     store.dispose()
     return out
@@ -306,6 +322,11 @@ def bench_jobs_list(work: Path, count: int, repeat: int, before: str | None) -> 
     return rows
 
 
+def _load_average() -> str:
+    loadavg = Path("/proc/loadavg")
+    return " ".join(loadavg.read_text().split()[:3]) if loadavg.exists() else "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
@@ -317,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. `git worktree add /tmp/base HEAD`), same run")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the --before child's output
     args = parser.parse_args(argv)
+    load_before = _load_average()
     with tempfile.TemporaryDirectory(prefix="vp-bench-long-") as folder:
         work = Path(folder)
         os.environ["VP_HOME"] = str(work / "home")
@@ -325,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         rows = [] if args.jobs_only else bench_charts(work, args.steps, args.repeat, args.compare_runs)
         rows += bench_jobs_list(work, args.jobs, args.repeat, args.before)
-    print_table(f"Long runs (median [min–max] of {args.repeat}; machine shared with other work)", rows)
+    print_table(f"Long runs (median [min–max] of {args.repeat}; machine shared with other work; load average"
+                f" {load_before} before, {_load_average()} after)", rows)
     return 0
 
 

@@ -162,6 +162,7 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
     from core.config import ConfigError, load_config
     from core.jobs import store as job_store
     from core.jobs.preflight import preflight
+    from core.services import ServiceError
 
     try:
         config = load_config(config_file)
@@ -169,6 +170,14 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = _store()
+    try:
+        config = _with_local_dataset(store, config)
+    except KeyboardInterrupt:
+        print("\ndownload cancelled; nothing was added to the cache", file=sys.stderr)
+        return 130
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     warming = _warm_up_tracking(store)
     problems = preflight(config, catalog=_catalog_from(standby, config))
     for problem in problems:
@@ -182,6 +191,51 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
     job_id = queue_job(store, config)
     print(f"job {job_id}: {config.display_name()} ({config.framework}/{config.model}), run dir {job_store.get_job(store, job_id).output_dir}")
     return run_and_report(store, job_id, standby)
+
+
+def _with_local_dataset(store: Store, config: JobConfig) -> JobConfig:
+    """An ``r2://`` dataset is fetched into the app's download cache (or found there) before the job is
+    queued, with a progress bar; the job then names the local copy (workers never reach the network).
+    Ctrl+C stops the download (KeyboardInterrupt) and leaves nothing partial in the cache."""
+    from core.storage.r2url import is_r2_url
+
+    if not is_r2_url(config.dataset):
+        return config
+    from core.services.datasets import fetch_r2_dataset
+    from core.settings import Settings
+
+    bar = _DownloadBar(config.dataset)
+    try:
+        local, downloaded = fetch_r2_dataset(config.dataset, Settings.load(store), progress=bar)
+    finally:
+        bar.close()
+    print(f"dataset {config.dataset}: {'downloaded to' if downloaded else 'cached in'} {local}", flush=True)
+    return config.model_copy(update={"dataset": str(local)})
+
+
+class _DownloadBar:
+    """Bytes received, as a tqdm bar on a terminal (stderr, like ``predict``); silent when piped."""
+
+    def __init__(self, url: str, stream: Any = None) -> None:
+        self.url = url
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar: Any = None
+
+    def __call__(self, received: int, total: int) -> None:
+        if not self.tty:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=Path(self.url).name,
+                            file=self.stream, dynamic_ncols=True)
+        self.bar.total = max(total, self.bar.total or 0)
+        self.bar.update(received - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _warm_up_tracking(store: Store) -> threading.Thread | None:

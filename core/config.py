@@ -23,11 +23,14 @@ Task = Literal["classify", "detect", "segment", "pose"]
 DatasetFormat = Literal["auto", "dice", "yolo", "imagefolder", "coco"]
 SplitStrategy = Literal["auto", "stratified", "random", "sequential", "predefined"]
 Optimizer = Literal["adamw", "adam", "sgd"]
+AugmentationPreset = Literal["none", "light", "standard", "heavy"]  # options per framework: core.augmentation
 TASKS: tuple[Task, ...] = get_args(Task)
 DETECTION_TASKS: tuple[Task, ...] = ("detect", "segment", "pose")  # tasks whose labels are shapes
 DATASET_FORMATS: tuple[DatasetFormat, ...] = get_args(DatasetFormat)
 SPLIT_STRATEGIES: tuple[SplitStrategy, ...] = get_args(SplitStrategy)
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+AUGMENTATION_PRESETS: tuple[AugmentationPreset, ...] = ("none", "light", "standard", "heavy")
+assert AUGMENTATION_PRESETS == get_args(AugmentationPreset), "one list of augmentation preset names"
 assert set(DETECTION_TASKS) == set(TASKS) - {"classify"}, "every task but classify is a detection task"
 
 
@@ -42,6 +45,16 @@ class SplitConfig(BaseModel):
     ratio: float = Field(0.8, ge=0.05, le=0.95)
     seed: int = 42
     file: str | None = None
+
+
+class AugmentationConfig(BaseModel):
+    """A preset of the job's framework plus overrides of single options by their native names; which
+    keys exist is the framework's (``core.augmentation``), checked at preflight and by the adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: AugmentationPreset = "light"
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 # The split defaults (also in defaults.yaml, which a unit test keeps equal): every other default
@@ -77,6 +90,7 @@ class JobConfig(BaseModel):
     patience: int = Field(0, ge=0)
     workers: int = Field(0, ge=0, le=64)
     amp: bool = True
+    augmentation: AugmentationConfig = Field(default_factory=lambda: AugmentationConfig.model_validate({}))
     framework_args: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("device")

@@ -20,6 +20,7 @@ class JobInfo(TypedDict, total=False):
     job_id: int
     project_id: int | None
     resume: bool
+    memory_budget_mb: int  # Settings.memory_budget_mb when the job started (0: automatic)
 
 
 # -- inference result ------------------------------------------------------------------------------

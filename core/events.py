@@ -11,10 +11,16 @@ Types and their fields:
 ``status``      state ("preparing" | "training" | "validating" | "saving"), message.
 ``dataset``     num_classes, class_names — the dataset was read (fills ``training_jobs.num_classes``).
 ``progress``    epoch (1-based), epochs, step (1-based within the epoch), steps (per epoch, may be null).
-``metrics``     kind ("step" | "epoch"), epoch, step (global step or null), values {name: float}.
+``metrics``     kind ("step" | "epoch" | "test"), epoch, step (global step or null), values {name: float}.
                 Names follow the design document: "train/loss", "val/loss", "val/accuracy",
                 "val/top5", "lr", "val/map50" …; "loss", "accuracy" and "lr" also fill the
                 original schema's columns of ``training_metrics``.
+                "test": sent at most once, after a completed run whose dataset has a ``test``
+                split: the best checkpoint evaluated on it, ``epoch`` = the best checkpoint's epoch,
+                names as validation's with ``test/`` ("test/accuracy", "test/map50_95" …). Stored
+                as a ``training_metrics`` row of kind "test" (its original columns stay empty) and
+                logged to MLflow under those names; never part of the per-epoch curves. Added
+                within version 1: a runner that predates it stores the row and ignores the kind.
 ``checkpoint``  kind ("best" | "last"), path, epoch, sha256, size, metric_name, metric_value.
 ``artifact``    kind ("plot" | "confusion_matrix" | "results" | …), path.
 ``warning``     message, optional path (a file that was skipped, for example).
@@ -35,6 +41,7 @@ import time
 from typing import IO, Any
 
 PROTOCOL_VERSION = 1
+TEST_METRICS_KIND = "test"  # the ``metrics`` kind of the test-split evaluation (see above)
 EVENT_TYPES = frozenset(
     {"hello", "status", "dataset", "progress", "metrics", "checkpoint", "artifact", "warning", "log", "error", "done"}
 )
@@ -81,8 +88,10 @@ def describe_event(event: dict[str, Any]) -> str | None:
     """One human-readable line for the events a person wants to read (terminal, worker.log, log pane);
     None for the ones that are only data (progress, step metrics, hello)."""
     kind = event.get("type")
-    if kind == "metrics" and event.get("kind") == "epoch":
+    if kind == "metrics" and event.get("kind") in ("epoch", TEST_METRICS_KIND):
         values = "  ".join(f"{k}={v:.4g}" for k, v in sorted((event.get("values") or {}).items()))
+        if event.get("kind") == TEST_METRICS_KIND:
+            return f"test split (best checkpoint, epoch {event.get('epoch')}): {values}"
         return f"epoch {event.get('epoch')}: {values}"
     if kind == "status":
         return f"{event.get('state')}: {event.get('message', '')}"

@@ -176,7 +176,19 @@ def check_config(config: JobConfig, catalog: Catalog) -> list[tuple[str, str]]:
         elsewhere = f"; {config.task} is trained by {', '.join(others)}" if others else ""
         return [("error", f"{info.name} does not train the task {config.task!r}{did_you_mean(config.task, info.tasks)}; "
                           f"it offers: {', '.join(info.tasks)}{elsewhere}")]
-    return [*_model_problems(config, info), *_ignored_keys(config, info)]
+    return [*_model_problems(config, info), *_ignored_keys(config, info), *_augmentation_problems(config)]
+
+
+def _augmentation_problems(config: JobConfig) -> list[tuple[str, str]]:
+    """The job's augmentation options checked against its framework's names (with "did you mean")."""
+    from core.augmentation import augmentation_options  # that module uses did_you_mean from here
+    from core.config import ConfigError
+
+    try:
+        augmentation_options(config.framework, config.augmentation.preset, config.augmentation.options)
+    except ConfigError as exc:
+        return [("error", str(exc))]
+    return []
 
 
 def _model_problems(config: JobConfig, info: FrameworkInfo) -> list[tuple[str, str]]:

@@ -51,6 +51,7 @@ class InferenceClient:
                 infer_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True, encoding="utf-8", bufsize=1, env=child_env(), **platform.no_console_options(),
             )
+            platform.bind_child_to_app(self._process)  # Windows: it ends with the app (its Job Object)
             self._responses = queue.Queue()
             self.loaded = None
             assert self._process.stdout is not None

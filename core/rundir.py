@@ -12,7 +12,11 @@ names ``wdir``/``best``/``last`` once. Layout::
         job.json               job id, project id, resume flag (``core.contracts.JobInfo``)
         worker.log             worker stderr and the readable events
         val_predictions.json   per-image validation predictions of the best model
-        weights/best.pt, weights/last.pt, …
+        weights/best.pt, weights/last.pt, …   single-file checkpoints (timm, Ultralytics)
+        weights/best/, weights/last/           folder checkpoints (transformers ``save_pretrained``:
+                                               config, safetensors, processor); the row names the
+                                               folder's ``model.safetensors``, the folder is the model
+        trainer/checkpoint-N/                  transformers' ``Trainer`` state for resuming
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ VAL_PREDICTIONS_FILE = "val_predictions.json"
 WEIGHTS_DIR = "weights"
 DATA_DIR = "data"  # the dataset converted for the framework (Ultralytics)
 CHECKPOINT_FILES: dict[CheckpointKind, str] = {"best": "best.pt", "last": "last.pt"}
+CHECKPOINT_DIRS: dict[CheckpointKind, str] = {"best": "best", "last": "last"}  # folder checkpoints
+FOLDER_CHECKPOINT_FILE = "model.safetensors"  # the file of a folder checkpoint that its row names
+TRAINER_DIR = "trainer"  # transformers' Trainer checkpoints (weights, optimizer, scheduler, RNG)
 VERIFIED_LAST_FILE = "last.verified.pt"  # an atomic copy of Ultralytics' in-place last.pt
 BEST_INFO_FILE = "best.json"  # epoch and metric of best.pt
 RESUME_FILE = "resume_from.pt"
@@ -45,6 +52,14 @@ RESULTS_CSV = "results.csv"  # Ultralytics' per-epoch table
 def checkpoint_file_name(kind: str) -> str:
     """``best.pt`` / ``last.pt`` for those kinds; other kinds keep their own name (``<kind>.pt``)."""
     return CHECKPOINT_FILES.get(kind, f"{kind}.pt")  # type: ignore[call-overload]
+
+
+def checkpoint_folder_of(path: str | Path) -> Path | None:
+    """The model folder of a folder checkpoint whose row names ``path`` (``weights/best/model.safetensors``
+    → ``weights/best``); None for a single-file checkpoint (``weights/best.pt``)."""
+    folder = Path(path).parent
+    is_folder_checkpoint = folder.name in CHECKPOINT_DIRS.values() and folder.parent.name == WEIGHTS_DIR
+    return folder if is_folder_checkpoint else None
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,22 @@ class RunDir:
     def resume_from(self) -> Path:
         return self.wdir / RESUME_FILE
 
+    @property
+    def trainer(self) -> Path:
+        return self.root / TRAINER_DIR
+
     def checkpoint(self, kind: CheckpointKind) -> Path:
         return self.wdir / CHECKPOINT_FILES[kind]
+
+    def checkpoint_dir(self, kind: CheckpointKind) -> Path:
+        """A folder checkpoint (``weights/best``): the model a framework saves as a folder."""
+        return self.wdir / CHECKPOINT_DIRS[kind]
+
+    def checkpoint_dir_swap(self, kind: CheckpointKind) -> tuple[Path, Path]:
+        """(staging, old) beside ``checkpoint_dir(kind)``: a new folder is written into staging, the
+        current one renamed to old, staging renamed into place — a kill never leaves half a model."""
+        name = CHECKPOINT_DIRS[kind]
+        return self.wdir / f".{name}.saving", self.wdir / f".{name}.old"
 
     def sweep_temp_files(self) -> list[Path]:
         """Remove the temp files of atomic writes a killed worker left in ``wdir`` (``.NAME.*.tmp``,
@@ -136,4 +165,4 @@ class RunDir:
         return info
 
 
-assert set(CHECKPOINT_FILES) == set(CHECKPOINT_KINDS), "every checkpoint kind has a file name"
+assert set(CHECKPOINT_FILES) == set(CHECKPOINT_KINDS) == set(CHECKPOINT_DIRS), "every kind has a file and a folder name"

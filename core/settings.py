@@ -5,6 +5,11 @@ Environment variables override stored values for the design document's names (``
 ``AWS_S3_ENDPOINT_URL``, ``R2_BUCKET``), so a headless run can be configured without the GUI.
 An MLflow URI with ``user:password@`` is kept masked (``user:***@``), here and in memory: the password
 goes to the credentials store on save, and is looked up only by the code that talks to MLflow.
+
+The memory budget (``memory_budget_mb``) is the one setting a training worker needs: the runner
+writes it into the run's ``job.json`` and the worker resolves it with :func:`memory_budget_bytes`
+(automatic: a share of the memory free when the job starts). So this module imports the database
+only inside the functions that use it: a worker can import it without SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -12,11 +17,30 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.db.engine import Store
-from core.db.models import AppSetting
-from core.storage.credentials import mask_uri, remember_tracking_password
+import psutil
+
+from core.files import MB
+
+if TYPE_CHECKING:
+    from core.db.engine import Store
+
+AUTO_MEMORY_SHARE = 0.5  # memory_budget_mb 0: this share of the memory available when a job starts
+
+
+def memory_budget_bytes(setting_mb: int, available_bytes: int | None = None) -> int:
+    """A job's budget for decoded images: ``setting_mb``, or with 0 (automatic) a share of the memory
+    available now (``available_bytes`` when given)."""
+    if setting_mb > 0:
+        return setting_mb * MB
+    available = psutil.virtual_memory().available if available_bytes is None else available_bytes
+    return int(available * AUTO_MEMORY_SHARE)
+
+
+def total_memory_mb() -> int:
+    """This computer's memory, in MB (the largest budget that makes sense)."""
+    return int(psutil.virtual_memory().total // MB)
 
 
 @dataclass
@@ -33,9 +57,14 @@ class Settings:
     default_device: str = "auto"
     max_concurrent_jobs: int = 1
     sync_enabled: bool = True  # upload checkpoints when credentials exist
+    # Training data: decoded images are held in memory up to this budget, else streamed from disk.
+    memory_budget_mb: int = 0  # 0: automatic (AUTO_MEMORY_SHARE of the memory free at job start)
 
     @classmethod
     def load(cls, store: Store) -> Settings:
+        from core.db.models import AppSetting
+        from core.storage.credentials import mask_uri
+
         values: dict[str, Any] = {}
         known = {f.name for f in fields(cls)}
         with store.read() as session:
@@ -56,6 +85,9 @@ class Settings:
 
     def save(self, store: Store) -> None:
         """Store every field; a tracking password goes to the credentials store, the URI masked."""
+        from core.db.models import AppSetting
+        from core.storage.credentials import remember_tracking_password
+
         self.mlflow_tracking_uri = remember_tracking_password(self.mlflow_tracking_uri)
         with store.write() as session:
             for key, value in asdict(self).items():

@@ -14,10 +14,14 @@ bytes differ from the lock (a tampered mirror, a re-uploaded release) is refused
 The lock is for the CI platform (CPython 3.11, Linux x86_64): wheels are platform files. Run
 ``make lock`` after changing ``pyproject.toml`` or ``constraints.txt``;
 ``tests/unit/test_supply_chain.py`` fails while the lock and the environment disagree.
+
+``--output PATH`` writes the lock elsewhere: ``scripts/lock_check.py`` uses it to make a lock for a
+computer that is not the CI platform (``requirements-win32-amd64-py311.lock`` beside this one).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import subprocess
@@ -60,9 +64,12 @@ def render(items: list[dict]) -> str:
     return "\n".join(header + [lock_line(i) for i in pinned]) + "\n"
 
 
-def main() -> None:
-    LOCK.write_text(render(resolve()), encoding="utf-8")
-    print(f"wrote {LOCK.relative_to(ROOT)}")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Resolve the project's distributions and write a hash lock.")
+    parser.add_argument("--output", type=Path, default=LOCK, help="the lock file to write (default: requirements.lock)")
+    output = parser.parse_args(argv).output.resolve()
+    output.write_text(render(resolve()), encoding="utf-8")
+    print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 - no sub-command: the desktop app (PySide6), after checking that Qt's platform plugin can load
   (``core.platform_plugin``: a missing X11 library is named with its install command instead of Qt's
   abort);
-- ``worker`` / ``models`` / ``sysinfo`` / ``infer-worker``: heavy commands that import ML frameworks,
+- ``worker`` / ``models`` / ``sysinfo`` / ``infer-worker`` / ``augment-preview``: heavy commands that import ML frameworks,
   run by the app and the runner as subprocesses (never typed by users);
 - ``device-probe``: the selftest's GPU check (a subprocess, so the CLI never imports torch);
 - anything else: the headless CLI in ``core.cli``.
@@ -19,7 +19,7 @@ import multiprocessing
 import sys
 from pathlib import Path
 
-WORKER_COMMANDS = {"worker", "models", "sysinfo", "infer-worker", "export-worker"}
+WORKER_COMMANDS = {"worker", "models", "sysinfo", "infer-worker", "export-worker", "augment-preview"}
 GUI_COMMAND = "gui"
 DEVICE_PROBE_COMMAND = "device-probe"
 

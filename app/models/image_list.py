@@ -54,7 +54,8 @@ class ImageListModel(QIdentityProxyModel):
         self._row_of_path: dict[str, int] = {}
         self._all_path_rows: dict[str, int] = {}
         self._finding_paths: dict[str, set[str]] = {}  # finding code -> image paths (rel and absolute)
-        self._split_of: dict[str, str] = {}  # rel -> "train" | "val" (preview split)
+        self._split_of: dict[str, str] = {}  # rel -> "train" | "val" | "test" (the preview split)
+        self.has_test_split = False  # the dataset ships test images (never trained on): the filter offers "Test"
         self._filter = {"cls": ALL, "split": ALL, "finding": ALL, "text": ""}
         self._placeholder = _placeholder()
         self._broken = _placeholder("#c0392b")
@@ -70,11 +71,13 @@ class ImageListModel(QIdentityProxyModel):
         for finding in findings or []:
             self._finding_paths.setdefault(finding.code, set()).add(str(finding.path))
         self._split_of = {}
+        self.has_test_split = any(record.split == "test" for record in records)
         self._filter = {"cls": ALL, "split": ALL, "finding": ALL, "text": ""}
         self._apply_filter()
 
     def set_split(self, split_of: dict[str, str]) -> None:
-        """The preview split (rel -> train/val) used by the split filter when the dataset has none."""
+        """The preview split (rel -> train/val/test, ``core.datasets.split_dataset``'s): what the split
+        filter shows once known, so the grid agrees with the split panel and with what trains."""
         self._split_of = dict(split_of)
         if self._filter["split"]:
             self.set_filter()
@@ -101,7 +104,9 @@ class ImageListModel(QIdentityProxyModel):
         self._apply_filter()
 
     def _split_for(self, record: Any) -> str | None:
-        return record.split or self._split_of.get(record.rel)
+        # The preview's answer first: a dataset's own train/val folders are re-split by an explicit
+        # strategy (its test images never are); before the preview, the folder the image is in.
+        return self._split_of.get(record.rel) or record.split
 
     def _apply_filter(self) -> None:
         cls, split, finding, text = (self._filter[k] for k in ("cls", "split", "finding", "text"))

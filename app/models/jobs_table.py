@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
     QApplication,
     QStyle,
@@ -178,11 +178,13 @@ class JobsTableModel(QAbstractTableModel):
                 continue
             before = self.rows[position]
             self.rows[position] = row
-            self._counts[before.status] -= 1
-            self._counts[row.status] += 1
-            if before != row or row.status == "running":
+            changed = before != row  # compared once: a sweep's thousands of queued jobs come every second
+            if changed and before.status != row.status:
+                self._counts[before.status] -= 1
+                self._counts[row.status] += 1
+            if changed or row.status == "running":
                 self.dataChanged.emit(self.index(position, 0), self.index(position, last))
-            if before != row:
+            if changed:
                 updated.append((before, row))
         if new:
             self._insert_at_top(sorted(new, key=lambda r: r.id, reverse=True))
@@ -219,6 +221,17 @@ class JobsTableModel(QAbstractTableModel):
 
     def status_counts(self) -> dict[str, int]:
         return {status: count for status, count in self._counts.items() if count > 0}
+
+    def text_widths(self, metrics: QFontMetrics, rows: int) -> list[int]:
+        """Each column's widest text among the first ``rows`` rows, in pixels (no padding).
+
+        Measured with font metrics, once per distinct text: the view's ``resizeColumnToContents``
+        asks the delegate for a size hint per cell (about ten ``data()`` calls each), 40-65 ms of the
+        GUI thread for the first page of a 10,000-job sweep (bench/bench_long_runs.py).
+        """
+        shown = self.rows[:rows]
+        return [max((metrics.horizontalAdvance(text) for text in {self.text(row, column) for row in shown}), default=0)
+                for column in range(len(COLUMNS))]
 
 
 class ProgressDelegate(QStyledItemDelegate):

@@ -192,6 +192,8 @@ class ImageBrowser(QWidget):
             self.split_filter.addItem("All splits", "")
             self.split_filter.addItem("Train", "train")
             self.split_filter.addItem("Validation", "val")
+            if self.model.has_test_split:
+                self.split_filter.addItem("Test", "test")
             self.finding_filter.addItem("All images", "")
             codes = self.model.finding_codes()
             if codes:

@@ -1,24 +1,29 @@
 """Jobs page: the project's jobs with live charts, log, checkpoints, results and run comparison.
 
 The table reads the store in a worker thread, never all at once on the GUI thread: the first page of
-rows in the view's order (sorted by SQLite), then the rest in chunks that are inserted one per
-event-loop turn; afterwards, every second while visible and soon after job events, only what changed
-(new jobs, unfinished jobs, jobs whose uploads moved; ``job_service.job_changes``). The status
-counts come from SQL. Metric events of the selected job go straight into the charts' buffers; selecting a job
-reloads its whole history from SQLite, so curves survive an app restart. Charts need pyqtgraph
-(about 1 s to import): they are built when the page is first shown, never during start-up.
+rows in the view's order (sorted by SQLite), then, once that page is painted, the rest in chunks
+that are inserted one per event-loop turn; afterwards, every second while visible and soon after
+job events, only what changed (new jobs, unfinished jobs, jobs whose uploads moved;
+``job_service.job_changes``). The status counts come from SQL. Metric events of the selected job
+go straight into the charts' buffers; selecting a job reloads its whole history from SQLite, so
+curves survive an app restart. Charts need pyqtgraph (about 1 s to import): they are built when the
+page is first shown, never during start-up.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QCoreApplication,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPoint,
     Qt,
     QTimer,
@@ -38,12 +43,14 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QStyle,
     QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app import gc_policy
 from app.look import STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
 from app.models.chart_data import ChartData, fetch_updates, fetch_window, load_chart_data
@@ -53,7 +60,9 @@ from app.widgets.checkpoints_panel import CheckpointsPanel
 from app.widgets.common import Banner, EmptyState
 from app.widgets.log_pane import LogPane
 from app.widgets.results_view import ResultsView
+from app.widgets.testset_strip import TestSetStrip
 from app.workers import ErrorInfo, TaskSlots, TaskState, run_task
+from core.events import TEST_METRICS_KIND
 from core.jobs import ACTIVE_STATES, RESUMABLE_STATES
 from core.rundir import RunDir
 from core.services import ServiceError
@@ -68,14 +77,25 @@ REFRESH_MS = 1000
 FIRST_PAGE_ROWS = 100  # read first: a screenful and more, in a few milliseconds
 CHUNK_ROWS = 500  # then the rest, this many rows a read and an event-loop turn
 RESIZE_PRECISION_ROWS = 100
+FIRST_PAINT_WAIT_S = 1.0  # the rest of the rows is read once the first page is painted, or after this
+# Between two chunks the reader lets go of the GIL a moment: read back to back, they left the GUI
+# thread's paints and timers waiting for it (longest stall with 10,000 jobs, median of 8 at load
+# 1.7-2.9: 37.5 ms back to back, 31 ms with this pause; 100 ms more to read them all).
+CHUNK_YIELD_S = 0.005
 FOLLOW_MS = 500  # a running job's new points are read from the store this often (whoever runs it)
 EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
 STOPPABLE = ACTIVE_STATES
 RESUMABLE = RESUMABLE_STATES
 
 
-def _read_all_rows(state: TaskState, store: Any, project_id: int | None, order: JobOrder) -> ListMarks:
-    """Every job in ``order``, handed over page by page (``state.partial``): the first page is small."""
+def _read_all_rows(state: TaskState, store: Any, project_id: int | None, order: JobOrder,
+                   first_shown: threading.Event) -> ListMarks:
+    """Every job in ``order``, handed over page by page (``state.partial``): the first page is small.
+
+    The rest waits until the first page is on screen (``first_shown``): read meanwhile, it held the
+    GIL while the GUI thread painted, and each of the paint's Python calls waited for it (up to the
+    5 ms switch interval): 2-3× the GUI thread's own time to the first rows (bench_long_runs.py).
+    """
     marks = job_service.list_marks(store, project_id)
     offset, size = 0, FIRST_PAGE_ROWS
     while True:
@@ -84,7 +104,18 @@ def _read_all_rows(state: TaskState, store: Any, project_id: int | None, order: 
         state.partial((marks, rows))
         if len(rows) < size:
             return marks
+        if offset == 0:
+            _wait_until_shown(state, first_shown)
+        else:
+            time.sleep(CHUNK_YIELD_S)
         offset, size = offset + len(rows), CHUNK_ROWS
+
+
+def _wait_until_shown(state: TaskState, shown: threading.Event) -> None:
+    """Wait for ``shown`` (at most ``FIRST_PAINT_WAIT_S``), in short slices: a cancelled read stops."""
+    deadline = time.monotonic() + FIRST_PAINT_WAIT_S
+    while not shown.wait(0.02) and time.monotonic() < deadline:
+        state.check()
 
 
 class JobsPage(QWidget):
@@ -103,6 +134,8 @@ class JobsPage(QWidget):
         self._mlflow: Any = None  # the `mlflow ui` process this page started
         self._marks: ListMarks | None = None  # set once every row is read: later reads bring changes only
         self._chunks: deque[list[JobRow]] = deque()  # read, not yet in the model
+        self._first_shown = threading.Event()  # set once a read's first page is painted: the rest follows
+        self._shown_counts: dict[str, int] | None = None
         self._wanted: set[int] = set()  # selected before a reload, selected again by id as rows arrive
         self._wanted_current: int | None = None
         self._current_status: str | None = None  # the selected job's status when a reload began
@@ -195,6 +228,7 @@ class JobsPage(QWidget):
         self.checkpoints = CheckpointsPanel(self.state)
         self.checkpoints.changed.connect(self.refresh)
         self.results = ResultsView(self.state)
+        self.test_set = TestSetStrip(self.state)  # the best checkpoint on the test split, when the job has one
         self.compare_holder = QWidget()
         QVBoxLayout(self.compare_holder).setContentsMargins(0, 0, 0, 0)
         self.tabs = QTabWidget()
@@ -207,7 +241,12 @@ class JobsPage(QWidget):
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
-        splitter.addWidget(self.tabs)
+        job_part = QWidget()  # the selected job: its test-set numbers (when it has them) above its tabs
+        job_layout = QVBoxLayout(job_part)
+        job_layout.setContentsMargins(0, 0, 0, 0)
+        job_layout.addWidget(self.test_set)
+        job_layout.addWidget(self.tabs, 1)
+        splitter.addWidget(job_part)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
         splitter.setSizes([200, 560])
@@ -281,6 +320,10 @@ class JobsPage(QWidget):
         compare_layout = self.compare_holder.layout()
         assert compare_layout is not None
         compare_layout.addWidget(self.compare)
+        # pyqtgraph (imported after start-up's freeze) and these charts live for the session: unfrozen,
+        # every full collection (one comes with a 10,000-job read) scanned their ~43,000 objects,
+        # holding the GIL ~20 ms (85-280 ms without the start-up freeze).
+        gc_policy.freeze_long_lived()
         self._load_charts(self.current_job_id())
         self._on_tab()
 
@@ -307,9 +350,11 @@ class JobsPage(QWidget):
         self._marks = None
         self._chunks.clear()
         self.model.clear()
+        self._first_shown.set()  # a read still waiting for its first page to show goes on (and is dropped)
         store, project_id, order = self.state.store, self.state.project_id, self.model.order
-        self.tasks.start("rows", lambda st: _read_all_rows(st, store, project_id, order), title="Read jobs",
-                         on_partial=self._on_rows_read, on_result=self._on_all_read)
+        first_shown = self._first_shown = threading.Event()
+        self.tasks.start("rows", lambda st: _read_all_rows(st, store, project_id, order, first_shown),
+                         title="Read jobs", on_partial=self._on_rows_read, on_result=self._on_all_read)
 
     def _on_rows_read(self, part: tuple[ListMarks, list[JobRow]]) -> None:
         marks, rows = part
@@ -331,22 +376,53 @@ class JobsPage(QWidget):
             self.model.append_rows(self._chunks.popleft())
             if first_page:
                 self._fit_columns()
+                self._wait_for_first_paint()
             self._reselect()
         elif self._marks is not None:  # everything read and shown
             self._insert_timer.stop()
             self._wanted, self._wanted_current = set(), None
+            self._update_actions()
         else:
             self._insert_timer.stop()  # the next chunk is still being read: it restarts the timer
-        waiting = bool(self._wanted) or self._wanted_current is not None
-        if self.current_job_id() is None and self.model.rows and not waiting:
+        if self._first_shown.is_set():
+            self._select_newest_if_none()
+        # The actions are not updated per chunk (20 of them with 10,000 jobs): appended rows change
+        # no selection, and a selection change updates them itself (``_on_selection``).
+
+    def _wait_for_first_paint(self) -> None:
+        """Once the first page is painted (``eventFilter``), the rest is read and the newest job is
+        selected: its charts, log and details load then, not in worker threads that would compete
+        with the first paint for the GIL. A hidden page has nothing to wait for."""
+        if self.table.viewport().isVisible():
+            self.table.viewport().installEventFilter(self)
+        else:
+            self._first_page_shown()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and watched is self.table.viewport() and self.model.rowCount():
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self._first_page_shown)  # once this paint is done
+        return False
+
+    def _first_page_shown(self) -> None:
+        self._first_shown.set()
+        self._select_newest_if_none()
+
+    def _select_newest_if_none(self) -> None:
+        waiting = bool(self._wanted) or self._wanted_current is not None  # a reload selects again by id
+        if self.model.rows and not waiting and self.current_job_id() is None:
             self.select_job(self.model.rows[0].id)
-        self._update_actions()
 
     def _fit_columns(self) -> None:
-        """Column widths from the rows shown first (the header measures ``RESIZE_PRECISION_ROWS`` rows)."""
-        for column in range(self.model.columnCount()):
+        """Column widths from the rows shown first (``RESIZE_PRECISION_ROWS`` of them), as
+        ``resizeColumnToContents`` would set them but from font metrics (see ``text_widths``)."""
+        header, style = self.table.horizontalHeader(), self.table.style()
+        # The delegate's text margins and the grid line, around the widest text.
+        padding = 2 * (style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self.table) + 1) + 2
+        widths = self.model.text_widths(self.table.fontMetrics(), RESIZE_PRECISION_ROWS)
+        for column, width in enumerate(widths):
             if column not in (0, COL_PROGRESS):  # Name stretches; Progress is a fixed-width bar
-                self.table.resizeColumnToContents(column)
+                self.table.setColumnWidth(column, max(header.sectionSizeHint(column), width + padding))
 
     def _reselect(self) -> None:
         """Select again, by id, what was selected before a reload, as its rows arrive."""
@@ -382,6 +458,9 @@ class JobsPage(QWidget):
         self._update_actions()
 
     def _show_counts(self, counts: dict[str, int]) -> None:
+        if counts == self._shown_counts:
+            return  # every chunk of a read and most refreshes bring the same counts
+        self._shown_counts = dict(counts)
         parts = [f"<span style='color:{STATUS_COLOURS.get(s, '#8e9399')}'>{n} {s}</span>"
                  for s, n in sorted(counts.items(), key=lambda item: item[0])]
         self.summary.setText(" · ".join(parts))
@@ -447,6 +526,7 @@ class JobsPage(QWidget):
         self.detail = None
         self.checkpoints.set_job(job_id)
         self.results.set_job(job_id)
+        self.test_set.set_job(job_id)
         row = self.model.job(job_id) if job_id is not None else None
         self.log.set_log(RunDir(Path(row.output_dir)).log if row and row.output_dir else None)
         self.log.set_error(None, None)
@@ -473,6 +553,7 @@ class JobsPage(QWidget):
         self._load_detail(job_id)
         self.checkpoints.refresh()
         self.results.refresh()
+        self.test_set.refresh()
         # A resumed run re-does its last epoch (the store dropped those rows); a finished one has its
         # last points in the store: either way the charts are read again.
         self._load_charts(job_id)
@@ -509,6 +590,9 @@ class JobsPage(QWidget):
             return
         first = charts.data.point_count() == 0
         for record in found.records:  # those live events already brought are skipped by their x
+            if record.kind == TEST_METRICS_KIND:  # not a curve: the Test set strip shows it
+                self.test_set.show_values(record.epoch, record.values)
+                continue
             charts.add_metrics(record.kind, record.epoch, record.step, record.values)
         charts.data.cursor = found.cursor
         if first and found.records:
@@ -535,6 +619,8 @@ class JobsPage(QWidget):
     # -- events -----------------------------------------------------------------------------------
     def _on_job_event(self, job_id: int, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "metrics" and self.test_set.on_event(job_id, event):
+            return
         if kind == "metrics" and self.charts is not None:
             if self._loading_job == job_id:
                 self._pending_metrics.append((job_id, event))
@@ -559,6 +645,7 @@ class JobsPage(QWidget):
                 self._load_detail(job_id)
                 self.checkpoints.refresh()
                 self.results.refresh()
+                self.test_set.refresh()
                 if self.compare is not None:
                     self.compare.reload()
         if kind == "job_end":

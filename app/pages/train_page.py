@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from app.helper_process import HelperService
 from app.look import ERROR_COLOUR, WARNING_COLOUR, format_bytes, icon
 from app.models.app_state import AppState, LoadedDataset
+from app.widgets.augment_preview import AugmentationOptions, AugmentPreview
 from app.widgets.common import Banner
 from app.widgets.config_form import ConfigForm
 from app.workers import ErrorInfo, run_task
@@ -212,6 +213,15 @@ class TrainPage(QWidget):
         self.args_edit.setVisible(False)
         self.args_status.setVisible(False)
 
+        # -- augmentation (app/widgets/augment_preview.py) ------------------------------------------
+        self.augmentation = AugmentationOptions()
+        self.augmentation.setToolTip(tips.get("augmentation", ""))
+        self.preview = AugmentPreview()
+        augment_box = self.augment_box = QGroupBox("4  Augmentation")
+        augment_layout = QHBoxLayout(augment_box)
+        augment_layout.addWidget(self.augmentation, 2)
+        augment_layout.addWidget(self.preview, 3)
+
         # -- actions ------------------------------------------------------------------------------
         self.validation = QLabel()
         self.validation.setWordWrap(True)
@@ -246,6 +256,7 @@ class TrainPage(QWidget):
         content = QWidget()
         content_layout = QVBoxLayout(content)
         content_layout.addLayout(columns)
+        content_layout.addWidget(augment_box)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
@@ -263,7 +274,7 @@ class TrainPage(QWidget):
         for signal in (self.dataset_combo.currentIndexChanged, self.task_combo.currentTextChanged,
                        self.model_edit.textChanged, self.weights_edit.textChanged, self.name_edit.textChanged,
                        self.device_combo.currentIndexChanged, self.args_edit.textChanged, self.advanced.toggled,
-                       self.weights_group.buttonToggled, self.form.changed):
+                       self.weights_group.buttonToggled, self.form.changed, self.augmentation.changed):
             signal.connect(self.revalidate)
         self.framework_combo.currentTextChanged.connect(self._on_framework_change)
         self.task_combo.currentTextChanged.connect(self._on_task_change)
@@ -424,6 +435,7 @@ class TrainPage(QWidget):
             self.advanced.setChecked(True)
 
     def _on_framework_change(self, framework: str) -> None:
+        self.augmentation.set_framework(framework)
         info = self.framework_info(framework)
         task = self.task_combo.currentText()
         if info is not None and info.tasks and self.model_edit.text() in ("", defaults()["model"]):
@@ -543,7 +555,10 @@ class TrainPage(QWidget):
             "pretrained": self.pretrained_radio.isChecked(),
             "weights": (self.weights_edit.text().strip() or None) if self.file_radio.isChecked() else None,
             "device": self.device_combo.currentData() or "auto",
+            "augmentation": self.augmentation.value(),
         })
+        if self.augmentation.errors:
+            errors["augmentation"] = "; ".join(f"{k}: {v}" for k, v in self.augmentation.errors.items())
         project = self._project_name()
         if project:
             data["project"] = project
@@ -602,7 +617,21 @@ class TrainPage(QWidget):
             self.validation.setText("Ready to start. The job is queued and runs in the background.")
         self.start_button.setEnabled(not errors)
         self._update_dataset_summary()
+        self._update_preview(data, errors)
         return not errors
+
+    def _update_preview(self, data: dict[str, Any], errors: dict[str, str]) -> None:
+        """The augmentation preview follows the dataset, framework, task, image size and augmentation."""
+        info = self.selected_dataset()
+        blocking = [key for key in ("dataset", "task", "image_size", "augmentation", "framework") if key in errors]
+        if info is None or blocking:
+            reason = f"No preview until {blocking[0].replace('_', ' ')} is fixed." if blocking and info else ""
+            self.preview.set_request(None, reason)
+            return
+        self.preview.set_request({key: data.get(key) for key in ("dataset", "dataset_format", "framework", "task",
+                                                                  "image_size")}
+                                 | {"split": data.get("split") or {}, "preset": data["augmentation"]["preset"],
+                                    "options": data["augmentation"]["options"]})
 
     @staticmethod
     def _mark(widget: QWidget, message: str | None) -> None:
@@ -620,6 +649,7 @@ class TrainPage(QWidget):
     def _apply_values(self, values: dict[str, Any]) -> None:
         self.form.set_values(values)
         framework = str(values.get("framework") or defaults()["framework"])
+        self.augmentation.set_value(framework, values.get("augmentation"))
         if self.framework_combo.findText(framework) < 0:
             self.framework_combo.addItem(framework)  # the catalog will say whether it is offered
         self.framework_combo.setCurrentText(framework)

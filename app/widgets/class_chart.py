@@ -1,4 +1,9 @@
-"""Class-distribution bar chart (pyqtgraph): one bar per split and class."""
+"""Class-distribution bar chart (pyqtgraph): one bar per split and class.
+
+What a bar counts is the caller's ``unit``: "images" (an image counts once per class it carries) or
+"objects" (instances: a labelme group drawn in several parts is one object, as
+``core.datasets.SplitResult.object_counts`` counts them), shown on the axis and in the tooltip.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ class ClassChart(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
-        self.getPlotItem().setLabel("left", "images")
+        self.unit = "images"
+        self.getPlotItem().setLabel("left", self.unit)
         self.getPlotItem().showGrid(y=True, alpha=0.2)
         self._legend = self.getPlotItem().addLegend(offset=(-10, 10))
         self.bars: dict[str, pg.BarGraphItem] = {}
@@ -47,11 +53,15 @@ class ClassChart(pg.PlotWidget):
         total = values.get("train", 0) + values.get("val", 0)  # the validation share of what is trained
         parts = [f"{split} {values.get(split, 0):,}" for split in self.splits]
         share = f" ({values.get('val', 0) / total:.0%} validation)" if "val" in self.splits and total else ""
-        self.hover_text = f"{name}: {' · '.join(parts)}{share}"
+        self.hover_text = f"{name}: {' · '.join(parts)} {self.unit}{share}"
         QToolTip.showText(QCursor.pos(), self.hover_text, self)
 
-    def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val")) -> None:
+    def set_counts(self, counts: dict[str, dict[str, int]], splits: tuple[str, ...] = ("train", "val"),
+                   unit: str = "images") -> None:
+        """{class: {split: count}}; ``unit``: what a count is ("images" or "objects")."""
         plot = self.getPlotItem()
+        self.unit = unit
+        plot.setLabel("left", unit)
         for item in self.bars.values():
             plot.removeItem(item)
         self._legend.clear()

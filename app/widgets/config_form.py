@@ -21,7 +21,7 @@ from core.config import JobConfig, field_help
 # Fields with their own pickers elsewhere in the configurator (or not user-facing).
 SPECIAL_FIELDS = frozenset({
     "version", "name", "project", "framework", "task", "model", "pretrained", "weights", "dataset",
-    "dataset_format", "split", "device", "framework_args",
+    "dataset_format", "split", "device", "framework_args", "augmentation",
 })
 LABELS = {"batch_size": "Batch size", "learning_rate": "Learning rate", "weight_decay": "Weight decay",
           "image_size": "Image size (px)", "amp": "Mixed precision (AMP)", "workers": "Data workers"}

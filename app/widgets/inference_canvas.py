@@ -249,6 +249,8 @@ class InferenceCanvas(ImageViewer):
         scene.setSceneRect(QRectF(image.rect()).adjusted(-20, -20, 20, 20))
         self._fit = True
         self.fit()
+        if self.message_text() == DROP_HINT:  # the invitation is for an empty canvas: never over a picture
+            self.clear_message()
 
     def clear_image(self) -> None:
         super().clear_image()
@@ -339,6 +341,9 @@ class InferenceCanvas(ImageViewer):
 
     # -- message on the canvas --------------------------------------------------------------------
     def show_message(self, text: str, *, level: str = "error") -> None:
+        if text == DROP_HINT and self.image_size is not None:
+            self.clear_message()  # "Drop images…" over an image shown would hide it and say the wrong thing
+            return
         colour = {"error": ERROR_COLOUR, "warning": WARNING_COLOUR}.get(level)
         if colour:
             style = (f"QLabel {{ background: rgba(20, 22, 26, 215); color: white; border: 2px solid {colour};"

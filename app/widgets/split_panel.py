@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -99,10 +100,13 @@ class SplitPanel(QWidget):
         form.addRow("Strategy", self.strategy)
         form.addRow("Train fraction", self.ratio)
         form.addRow("Seed", self.seed)
+        # Word-wrapped lines of any length: never squeezed below the height of their wrapped text.
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.warnings = QLabel()
         self.warnings.setWordWrap(True)
+        self.warnings.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.warnings.setStyleSheet(f"color: {WARNING_COLOUR};")
         left = QVBoxLayout()
         left.addLayout(form)
@@ -111,6 +115,7 @@ class SplitPanel(QWidget):
         left.addStretch(1)
         left_widget = QWidget()
         left_widget.setLayout(left)
+        self._left = left
         left_widget.setMaximumWidth(300)
 
         self.table = QTableWidget(0, 4)
@@ -132,7 +137,8 @@ class SplitPanel(QWidget):
         self._index: Any = None
         self._stale = False  # a dataset is shown whose preview is not computed yet
         self.tasks = TaskSlots(self)  # "split": a newer choice replaces the older preview
-        self.counts: dict[str, dict[str, int]] = {}
+        self.counts: dict[str, dict[str, int]] = {}  # images per class and side (the table)
+        self.objects: dict[str, dict[str, int]] | None = None  # objects per class and side (the chart), if annotated
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(120)
@@ -186,22 +192,23 @@ class SplitPanel(QWidget):
         self._stale = False
         choice = self.current()
         index = self._index
-        self.summary.setText("Splitting…")
+        self._show_text("Splitting…")
 
         def work(_state: Any) -> Any:
             # Everything proportional to the image count happens here, not on the GUI thread.
             preview = datasets_service.preview_split(index, choice)
-            return preview.result, preview.counts, preview.split_of
+            annotated = any(record.shapes for record in index.images)
+            objects = preview.result.object_counts(list(index.class_names)) if annotated else None
+            return preview.result, preview.counts, preview.split_of, objects
 
         self.tasks.start("split", work, title="Split preview",
                          on_result=lambda answer: self._on_split(answer, choice, save),
                          on_error=self._on_split_error)
 
     def _on_split(self, answer: Any, choice: dict[str, Any], save: bool) -> None:
-        result, self.counts, split_of = answer
+        result, self.counts, split_of, self.objects = answer
         self._fill(self.counts)
-        self.summary.setText(_summary(result, choice["strategy"]))
-        self.warnings.setText("\n".join(result.warnings))
+        self._show_text(_summary(result, choice["strategy"]), "\n".join(result.warnings))
         self.split_result.emit(split_of)
         if save:
             self.split_chosen.emit(choice)
@@ -209,8 +216,15 @@ class SplitPanel(QWidget):
     def _on_split_error(self, info: ErrorInfo) -> None:
         self.counts = {}
         self._fill({})
-        self.summary.setText("")
-        self.warnings.setText(f"This split cannot be used: {info.message}")
+        self._show_text("", f"This split cannot be used: {info.message}")
+
+    def _show_text(self, summary: str, warnings: str | None = None) -> None:
+        """New summary (and warnings) laid out at once: the column's lines get their wrapped height
+        now, not on a later event-loop turn (a screenshot taken in between showed one clipped line)."""
+        self.summary.setText(summary)
+        if warnings is not None:
+            self.warnings.setText(warnings)
+        self._left.activate()
 
     def _fill(self, counts: dict[str, dict[str, int]]) -> None:
         sides = ["train", "val", "test"] if any("test" in c for c in counts.values()) else ["train", "val"]
@@ -225,7 +239,7 @@ class SplitPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         if self.chart is not None:
-            self.chart.set_counts(counts, tuple(sides))
+            self._show_chart()
         elif self.isVisible():
             preload_chart_library(self._on_chart_library)
 
@@ -243,5 +257,13 @@ class SplitPanel(QWidget):
             self.chart = ClassChart()
             self._chart_area.insertWidget(0, self.chart)
             self._chart_area.setSizes([260, 200])
+        self._show_chart()
+
+    def _show_chart(self) -> None:
+        """Objects per class when the dataset has annotations (a labelme group is one), else images."""
         has_test = any("test" in c for c in self.counts.values())
-        self.chart.set_counts(self.counts, ("train", "val", "test") if has_test else ("train", "val"))
+        sides = ("train", "val", "test") if has_test else ("train", "val")
+        if self.objects is not None:
+            self.chart.set_counts(self.objects, sides, unit="objects")
+        else:
+            self.chart.set_counts(self.counts, sides, unit="images")

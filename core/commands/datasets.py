@@ -1,4 +1,5 @@
-"""``vision-platform dataset register|list|remove|split-preview``: the datasets page's twin.
+"""``vision-platform dataset register|list|remove|split-preview|augment-preview``: the datasets page's
+and the Train page's augmentation preview's twin.
 
 Added to the ``dataset`` group that ``core.datasets.cli`` creates (next to ``inspect`` and ``convert``).
 """
@@ -10,12 +11,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from core.commands import open_cli_store, print_json, service_command
-from core.config import SPLIT_STRATEGIES
+import yaml
+
+from core.augmentation import AUGMENTATION_PRESETS
+from core.commands import fail, open_cli_store, print_json, service_command
+from core.config import SPLIT_STRATEGIES, ConfigError, defaults, load_config
 from core.dataset_store import DatasetInfo
 from core.datasets.reader import FORMATS
 from core.services import ServiceError, Store
 from core.services import datasets as datasets_service
+from core.services.augmentation import PreviewCancelled, preview_augmentation
 from core.services.projects import find_project, project_overview
 from core.services.settings import load_settings
 
@@ -46,6 +51,25 @@ def add_commands(commands: Any) -> None:
     preview.add_argument("--save", action="store_true", help="keep this split with the registered dataset")
     preview.add_argument("--json", action="store_true", help="print JSON for scripts")
     preview.set_defaults(handler=cmd_split_preview, func=cmd_split_preview)
+    _add_augment_preview(commands)
+
+
+def _add_augment_preview(commands: Any) -> None:
+    augment = commands.add_parser("augment-preview",
+                                  help="augmented training samples as PNGs, drawn by the framework's own pipeline")
+    augment.add_argument("dataset", help="dataset folder, .zip or data.yaml")
+    augment.add_argument("--config", help="a job YAML: framework, task, image size, split and augmentation from it")
+    augment.add_argument("--framework", help="default: the job YAML's, else the config default")
+    augment.add_argument("--task", help="default: the job YAML's, else the config default")
+    augment.add_argument("--image-size", type=int, help="default: the job YAML's, else the config default")
+    augment.add_argument("--preset", choices=AUGMENTATION_PRESETS, help="default: the job YAML's, else light")
+    augment.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="override one of the framework's augmentation options (repeatable; YAML values)")
+    augment.add_argument("--count", type=int, default=12, help="how many samples (8-16 in the app)")
+    augment.add_argument("--seed", type=int, default=0)
+    augment.add_argument("--out", required=True, help="folder for sample_NN.png")
+    augment.add_argument("--json", action="store_true", help="print JSON for scripts")
+    augment.set_defaults(handler=cmd_augment_preview, func=cmd_augment_preview)
 
 
 def _project_id(store: Store, name_or_id: str | None) -> int:
@@ -142,3 +166,43 @@ def _print_preview(preview: datasets_service.SplitPreview) -> None:
     print(f"{len(result.train):,} training images, {len(result.val):,} validation images{test}")
     for warning in preview.warnings:
         print(f"  warning: {warning}")
+
+
+def _augment_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The preview request: the job YAML's settings (or the defaults), then the command-line overrides."""
+    data = load_config(args.config).model_dump(mode="json") if args.config else {**defaults(), "dataset": args.dataset}
+    augmentation = data.get("augmentation") or {}
+    options = dict(augmentation.get("options") or {})
+    options.update(_parse_options(args.option))
+    return {"dataset": str(args.dataset), "framework": args.framework or data["framework"],
+            "task": args.task or data["task"], "image_size": args.image_size or data["image_size"],
+            "preset": args.preset or augmentation.get("preset", "light"), "options": options,
+            "dataset_format": data.get("dataset_format", "auto"), "count": args.count, "seed": args.seed,
+            "split": data.get("split") or {}}
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ServiceError(f"--option {pair!r}: write KEY=VALUE, e.g. --option fliplr=0.0")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+@service_command
+def cmd_augment_preview(args: argparse.Namespace) -> int:
+    try:
+        samples = preview_augmentation(_augment_request(args), Path(args.out))
+    except PreviewCancelled:
+        return fail("cancelled")
+    except ConfigError as exc:
+        return fail(str(exc))
+    if args.json:
+        print_json([{"file": str(sample.file), "caption": sample.caption, "source": sample.source}
+                    for sample in samples])
+        return 0
+    for sample in samples:
+        print(f"{sample.file}  {sample.caption}")
+    return 0

@@ -69,6 +69,14 @@ def _print_metrics(store: Store, job_id: int) -> None:
         print("  " + f"{row.epoch:>5}  " + "  ".join(f"{_fmt(row.values.get(n)):>14}" for n in names))
 
 
+def _print_test_metrics(store: Store, job_id: int) -> None:
+    """The best checkpoint on the dataset's test split (core.events, kind "test"), when the job has one."""
+    rows = job_service.metric_records(store, job_id, kind="test")
+    if rows:
+        values = "  ".join(f"{name}={_fmt(value)}" for name, value in sorted(rows[-1].values.items()))
+        print(f"\nTest split (best checkpoint, epoch {rows[-1].epoch}; never trained on):\n  {values}")
+
+
 def _print_checkpoints(store: Store, job_id: int) -> None:
     print("\nCheckpoints:")
     for ckpt in list_checkpoints(store, job_id):
@@ -86,6 +94,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json({**job.as_json(),
                     "metrics": [{"epoch": r.epoch, **r.values} for r in job_service.metric_records(
                         store, job.id, kind="epoch")],
+                    "test_metrics": [{"epoch": r.epoch, **r.values} for r in job_service.metric_records(
+                        store, job.id, kind="test")][-1:],
                     "checkpoints": [c.as_json() for c in list_checkpoints(store, job.id)]})
         return 0
     print(f"Job {job.id}: {job.name}")
@@ -97,6 +107,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for line in job.config_yaml.splitlines():
         print(f"  {line}")
     _print_metrics(store, job.id)
+    _print_test_metrics(store, job.id)
     _print_checkpoints(store, job.id)
     if job.error_traceback:
         print("\nError details:\n" + job.error_traceback)

@@ -166,8 +166,11 @@ def _resolve_image(
     images: set[str],
     by_stem: dict[tuple[str, str], str],
     findings: list[Finding],
+    by_folded: dict[str, str] | None = None,
 ) -> tuple[str | None, bool]:
-    """(image rel, escaped). ``escaped`` means imagePath points outside the root: the JSON is refused."""
+    """(image rel, escaped). ``escaped`` means imagePath points outside the root: the JSON is refused.
+    ``by_folded`` (case-folded rel → rel) finds an image whose imagePath was written on a
+    case-insensitive file system (Windows, macOS) in another letter case than the file has here."""
     json_dir = posixpath.dirname(json_rel)
     images_dir = _images_dir_for(json_rel)
     image_path = data.get("imagePath")
@@ -189,19 +192,38 @@ def _resolve_image(
                 )
             )
             return None, True
-        if candidate in images:
-            return candidate, False
+        candidates: list[str | None] = [candidate]
         if images_dir is not None:
-            for name in (image_path, posixpath.basename(image_path)):
-                fallback = inside(posixpath.join(images_dir, name))
-                if fallback is not None and fallback in images:
-                    return fallback, False
+            candidates += [inside(posixpath.join(images_dir, name)) for name in (image_path, posixpath.basename(image_path))]
+        found = _first_image(candidates, images, by_folded or {})
+        if found is not None:
+            return found, False
     stem = posixpath.splitext(posixpath.basename(json_rel))[0]
     for directory in [images_dir, json_dir] if images_dir is not None else [json_dir]:
         match = by_stem.get((directory, stem))
         if match is not None:
             return match, False
     return None, False
+
+
+def _first_image(candidates: list[str | None], images: set[str], by_folded: dict[str, str]) -> str | None:
+    """The first candidate that is an image, exactly, else in another letter case."""
+    for candidate in candidates:
+        if candidate is not None and candidate in images:
+            return candidate
+    for candidate in candidates:
+        if candidate is not None and candidate.casefold() in by_folded:
+            return by_folded[candidate.casefold()]
+    return None
+
+
+def _folded_names(image_rels: list[str]) -> dict[str, str]:
+    """Case-folded rel → rel, for names that stay unique when folded (two files differing only in case
+    are ambiguous: neither is guessed)."""
+    folded: dict[str, list[str]] = {}
+    for rel in image_rels:
+        folded.setdefault(rel.casefold(), []).append(rel)
+    return {key: rels[0] for key, rels in folded.items() if len(rels) == 1}
 
 
 def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
@@ -212,6 +234,7 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
     by_stem: dict[tuple[str, str], str] = {}
     for rel in image_rels:
         by_stem.setdefault(_stem_key(rel), rel)
+    by_folded = _folded_names(image_rels)
     json_rels = [rel for rel in files if rel.endswith(".json") and rel not in METADATA_FILES]
 
     collect_headers = start_records(root, image_rels)
@@ -223,7 +246,7 @@ def read_dice(root: Path, files: list[str] | None = None) -> DatasetIndex:
         data = _load_json(root, json_rel, findings)
         if data is None:
             continue
-        image_rel, escaped = _resolve_image(json_rel, data, images, by_stem, findings)
+        image_rel, escaped = _resolve_image(json_rel, data, images, by_stem, findings, by_folded)
         if escaped:
             continue
         record: ImageRecord | None = None

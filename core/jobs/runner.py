@@ -43,6 +43,7 @@ from core.jobs.listeners import JobListener, call_safely
 from core.jobs.spawn import StandbyWorker, start_worker_process, worker_command
 from core.jobs.spool import EventSpool
 from core.rundir import RunDir
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,8 @@ class JobRunner:
         run.stop.unlink(missing_ok=True)
         # The effective config, as the worker will use it (args.yaml, like Ultralytics' runs).
         run.args.write_text(job.config_yaml or "", encoding="utf-8")
-        run.write_job_info({"job_id": job.id, "project_id": job.project_id, "resume": resume})
+        run.write_job_info({"job_id": job.id, "project_id": job.project_id, "resume": resume,
+                            "memory_budget_mb": Settings.load(self.store).memory_budget_mb})
         return run
 
     # ------------------------------------------------------------------ main

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -81,8 +82,9 @@ def is_worker_of(command: list[str], cwd: str | None, run_dir: str) -> bool:
 
 def start_worker_process(command: list[str], *, stdin: Any, stderr: IO[bytes] | int, cwd: Path | None) -> subprocess.Popen[str]:
     """Every worker's pipes and process: events on a text stdout, its own process group (a stop
-    kills its data loaders too), the app's child environment."""
-    return subprocess.Popen(
+    kills its data loaders too), the app's child environment, and bound to end with the app (on
+    Windows its Job Object; a failure to bind is logged, the worker's parent watchdog remains)."""
+    process = subprocess.Popen(
         command,
         stdin=stdin,
         stdout=subprocess.PIPE,
@@ -95,6 +97,10 @@ def start_worker_process(command: list[str], *, stdin: Any, stderr: IO[bytes] | 
         bufsize=1,
         **platform.new_process_group_options(),
     )
+    problem = platform.bind_child_to_app(process)
+    if problem:
+        logging.getLogger(__name__).warning("worker %s may outlive the app: %s", process.pid, problem)
+    return process
 
 
 class StandbyWorker:

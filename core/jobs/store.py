@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from core import paths
 from core.config import JobConfig, config_from_dict
 from core.db.engine import Store
 from core.db.models import Checkpoint, Project, TrainingJob, TrainingMetric, User, utcnow
+from core.events import TEST_METRICS_KIND
 from core.jobs import ACTIVE_STATES, FINAL_STATES, NOT_STARTED_STATES, JobState
 from core.platform import process_alive
 from core.rundir import CheckpointKind, RunDir
@@ -236,7 +237,8 @@ def metric_rows(store: Store, job_id: int, kind: str | None = None) -> list[Trai
             session.expunge(row)
         from core.jobs import series  # numpy: not imported by start-up paths that never read steps
 
-        steps = [] if kind == "epoch" else [_step_row(job_id, r) for r in series.iter_records(session.connection(), job_id)]
+        steps = [_step_row(job_id, r) for r in series.iter_records(session.connection(), job_id)] \
+            if kind in (None, "", "step") else []
         return steps + rows
 
 
@@ -253,9 +255,12 @@ def metric_values(row: TrainingMetric) -> dict[str, float]:
 
 
 def drop_metrics_from_epoch(store: Store, job_id: int, epoch: int) -> None:
-    """Resuming re-runs ``epoch``: its partial rows go so no epoch appears twice."""
+    """Resuming re-runs ``epoch``: its partial rows go so no epoch appears twice. The test-split row
+    goes too: the resumed run may pick another best checkpoint, and evaluates the test split again."""
     with store.write() as session:
-        session.execute(delete(TrainingMetric).where(TrainingMetric.job_id == job_id, TrainingMetric.epoch >= epoch))
+        session.execute(delete(TrainingMetric).where(
+            TrainingMetric.job_id == job_id,
+            or_(TrainingMetric.epoch >= epoch, TrainingMetric.kind == TEST_METRICS_KIND)))
         from core.jobs import series
 
         series.drop_from_epoch(session.connection(), job_id, epoch)

@@ -25,7 +25,7 @@ from core import exports, paths, trust
 from core.db.models import AppSetting, Artifact, Checkpoint, TrainingJob
 from core.files import sha256_file
 from core.jobs import store as job_store
-from core.rundir import CHECKPOINT_KINDS
+from core.rundir import CHECKPOINT_KINDS, checkpoint_folder_of
 from core.services import ServiceError, Store
 from core.services.jobs import format_metric, job_detail
 
@@ -222,12 +222,16 @@ def _imported_choice(file: Path, consented: dict[str, str]) -> ModelChoice:
 
 
 def _local_file(info: CheckpointInfo) -> Path | None:
-    """The checkpoint's file here: its own path, else a verified copy downloaded into the cache."""
+    """The checkpoint's file here: its own path, else a verified copy downloaded into the cache (for a
+    folder checkpoint, the file its row names inside a complete downloaded copy of the folder)."""
     if info.exists:
         return Path(info.path)
     if info.sha256:
         from core.storage.client import cached_object
+        from core.storage.folders import cached_checkpoint_file
 
+        if checkpoint_folder_of(info.path) is not None:
+            return cached_checkpoint_file(info.sha256, Path(info.path).name)
         return cached_object(info.sha256)
     return None
 
@@ -353,13 +357,15 @@ def upload_checkpoints(store: Store, job_id: int, *, kinds: tuple[str, ...] = CH
 
 
 def download_url(url: str, *, settings: Settings, expected_sha256: str | None = None,
-                 dest: str | Path | None = None) -> Path:
-    """Fetch an ``r2://`` checkpoint into the local cache (verified), and copy it to ``dest`` (a folder) if given."""
-    from core.storage.client import download_checkpoint
+                 dest: str | Path | None = None, main_file: str | None = None) -> Path:
+    """Fetch an ``r2://`` checkpoint into the local cache (verified), and copy it to ``dest`` (a folder) if given.
+
+    A URL ending in ``/`` is a folder checkpoint (transformers): every object under it is fetched and
+    the folder is returned; ``expected_sha256`` is then that of its ``main_file``."""
     from core.storage.errors import StorageError
 
     try:
-        cached = download_checkpoint(url, settings=settings, expected_sha256=expected_sha256)
+        cached = _download_cached(url, settings, expected_sha256, main_file)
     except (StorageError, ValueError) as exc:
         raise ServiceError(f"could not download {url}: {exc}") from None
     if dest is None:
@@ -367,8 +373,23 @@ def download_url(url: str, *, settings: Settings, expected_sha256: str | None = 
     folder = Path(dest).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(url.rstrip("/")).name
-    shutil.copy2(cached, target)
+    if cached.is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(cached, target)
+    else:
+        shutil.copy2(cached, target)
     return target
+
+
+def _download_cached(url: str, settings: Settings, expected_sha256: str | None, main_file: str | None) -> Path:
+    from core.storage.client import client_from_settings, download_checkpoint
+    from core.storage.errors import MAX_CHECKPOINT_BYTES
+    from core.storage.folders import download_checkpoint_folder, is_folder_url
+
+    if not is_folder_url(url):
+        return download_checkpoint(url, settings=settings, expected_sha256=expected_sha256)
+    return download_checkpoint_folder(client_from_settings(settings), url, main_file=main_file,
+                                      main_sha256=expected_sha256, max_bytes=MAX_CHECKPOINT_BYTES)
 
 
 def download_checkpoint(store: Store, job_id: int, kind: str = "best", *, settings: Settings | None = None,
@@ -380,4 +401,5 @@ def download_checkpoint(store: Store, job_id: int, kind: str = "best", *, settin
     if not info.r2_url:
         raise ServiceError(f"job {job_id}'s {kind} checkpoint is not in R2/S3: upload it first "
                            f"(`vision-platform checkpoint upload {job_id}`)")
-    return download_url(info.r2_url, settings=_settings(store, settings), expected_sha256=info.sha256, dest=dest)
+    return download_url(info.r2_url, settings=_settings(store, settings), expected_sha256=info.sha256, dest=dest,
+                        main_file=Path(info.path).name)

@@ -9,7 +9,6 @@ registration. The work is long for big datasets: callers run it in a worker thre
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,17 +107,19 @@ def register_dataset(store: Store, project_id: int, path: str | Path, fmt: str =
     _require_project(store, project_id)
     text = str(path).strip()
     source_url: str | None = None
+    downloaded_now = False
     if text.startswith(R2_SCHEME):
         if settings is None:
             raise ServiceError(f"Downloading {text} needs the storage settings (endpoint, bucket).")
         source_url = text
-        text = str(download_r2_dataset(text, settings, progress=download_progress))
+        local, downloaded_now = fetch_r2_dataset(text, settings, progress=download_progress)
+        text = str(local)
     elif not Path(text).exists():
         raise ServiceError(f"{text}: no such file or folder; give a dataset folder, .zip, data.yaml or r2:// URL.")
     try:
         opened = read_dataset(text, fmt, progress=progress, check=check)
     except BaseException:
-        if source_url is not None:
+        if downloaded_now:
             _remove_download(Path(text))  # a cancelled or unreadable download leaves nothing behind
         raise
     dataset_id = dataset_store.add_dataset(store, project_id, text, opened.index.format, opened.index,
@@ -145,21 +146,28 @@ def download_dir() -> Path:
 
 
 def download_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress | None = None) -> Path:
-    """Download and safely extract ``r2://bucket/…zip`` into a new cache folder; returns the dataset folder.
+    """The dataset at ``r2://bucket/…zip`` or ``r2://bucket/prefix/`` in the cache; returns its folder."""
+    return fetch_r2_dataset(url, settings, progress=progress)[0]
 
-    ``progress(received, total)`` may raise to cancel: the partial download is removed either way.
+
+def fetch_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress | None = None) -> tuple[Path, bool]:
+    """Download (a ``.zip``, safely extracted, or every object under a folder prefix) into the one
+    download cache the app and ``train job.yaml`` share; returns (the dataset folder, downloaded now).
+
+    An unchanged dataset already in the cache is reused without a transfer. ``progress(received,
+    total)`` may raise to cancel (Ctrl+C, the GUI's Cancel): nothing partial stays in the cache.
     """
     problem = r2_download_problem(settings)
     if problem is not None:
         raise ServiceError(problem)
-    from core.storage.client import download_dataset
+    from core.storage.client import client_from_settings
+    from core.storage.errors import StorageError
+    from core.storage.folders import fetch_dataset
 
-    dest = Path(tempfile.mkdtemp(prefix="r2-", dir=download_dir()))
     try:
-        return download_dataset(url, dest, settings=settings, progress=progress)
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)  # nothing half-extracted stays behind
-        raise
+        return fetch_dataset(client_from_settings(settings), url, download_dir(), progress=progress)
+    except (StorageError, ValueError) as exc:
+        raise ServiceError(f"could not download the dataset {url}: {exc}") from None
 
 
 def _remove_download(local: Path) -> None:

@@ -388,6 +388,9 @@ def queue_job(store: Store, config: JobConfig, *, project_id: int | None = None,
               dataset_id: int | None = None) -> int:
     """Queue a job for ``config`` in ``project_id`` (its config then names that project), else in the
     project the config names (created if missing)."""
+    if config.dataset.startswith(("r2://", "s3://")):  # the worker is offline: it could never fetch it
+        raise ServiceError(f"{config.dataset}: an r2:// dataset is downloaded before its job is queued; "
+                           "`vision-platform train job.yaml` does that, or add it on the Datasets page")
     if project_id is not None:
         from core.services.projects import get_project
 

@@ -116,6 +116,8 @@ def save_settings(store: Store, settings: Settings) -> Settings:
         raise ServiceError(f"max_concurrent_jobs must be between {low} and {high}, not {settings.max_concurrent_jobs}.")
     if not settings.r2_bucket.strip():
         raise ServiceError("r2_bucket cannot be empty: give the bucket checkpoints are uploaded to.")
+    if settings.memory_budget_mb < 0:
+        raise ServiceError(f"memory_budget_mb is 0 (automatic) or a number of MB, not {settings.memory_budget_mb}.")
     settings.save(store)
     return settings
 

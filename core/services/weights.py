@@ -4,8 +4,10 @@ downloading from the Hugging Face Hub — for the Weights view and ``vision-plat
 Workers are always offline (``core.launch``): a job never downloads. Downloads happen here, before a
 job, and only when the user allowed them in Settings (``offline_mode`` off). A download fetches a Hub
 repository's safetensors weights and its config files (never pickles, never code), reports progress per
-file, can be cancelled between files, and records each file's sha256. Nothing here imports torch or a
-framework: the caches are read with ``huggingface_hub`` and plain file listings.
+file and per byte, can be cancelled at any chunk (the cache is then left as it was: no partial file, no
+half-downloaded repository listed as cached), and records each file's sha256. Nothing here imports torch
+or a framework: the caches are read with ``huggingface_hub`` and plain file listings. The cache folder is
+read from the environment at each call (``huggingface_hub`` reads it once, at import).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ DOWNLOAD_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.json", "*.t
 TIMM_HUB_PREFIX = "timm/"  # timm's pretrained weights live in the Hub organisation "timm"
 DOWNLOAD_KEY_PREFIX = "downloaded_weights:"
 Progress = Callable[[int, int, str], None]  # files done, files in all, the file now
+Received = Callable[[int, int | None], None]  # bytes of the file now received so far, its size (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,18 @@ class DownloadResult:
 
 
 # -- listing -----------------------------------------------------------------------------------------
-def _hub_framework(repo_id: str) -> str:
+def hub_framework(repo_id: str) -> str:
+    """The framework that reads a Hub repository's weights: timm's live in the organisation ``timm``."""
     return "timm" if repo_id.startswith(TIMM_HUB_PREFIX) else "transformers"
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face Hub cache as the environment names it now (``HF_HUB_CACHE``, else ``HF_HOME/hub``)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("HF_HOME") or cache_home / "huggingface").expanduser() / "hub"
 
 
 def hub_cache() -> list[CachedWeights]:
@@ -60,10 +73,10 @@ def hub_cache() -> list[CachedWeights]:
     try:
         from huggingface_hub import scan_cache_dir
 
-        repos = scan_cache_dir().repos
+        repos = scan_cache_dir(hub_cache_dir()).repos
     except Exception:  # noqa: BLE001 - no cache folder yet: nothing cached
         return []
-    return sorted((CachedWeights(_hub_framework(r.repo_id), r.repo_id, str(r.repo_path), int(r.size_on_disk))
+    return sorted((CachedWeights(hub_framework(r.repo_id), r.repo_id, str(r.repo_path), int(r.size_on_disk))
                    for r in repos if r.repo_type == "model"), key=lambda w: (w.framework, w.name))
 
 
@@ -86,8 +99,18 @@ def weight_files() -> list[CachedWeights]:
 
 
 def list_weights(framework: str | None = None) -> list[CachedWeights]:
+    """Everything cached, by framework then name; reads folders (and may start the declarations helper
+    once per process): call it from a worker thread in the GUI."""
     found = hub_cache() + weight_files()
     return [w for w in found if framework in (None, w.framework)]
+
+
+def by_framework(found: list[CachedWeights]) -> dict[str, list[CachedWeights]]:
+    """``found`` grouped by framework (in order of first appearance), for a view with one group each."""
+    groups: dict[str, list[CachedWeights]] = {}
+    for item in found:
+        groups.setdefault(item.framework, []).append(item)
+    return groups
 
 
 # -- import ------------------------------------------------------------------------------------------
@@ -119,9 +142,10 @@ def downloads_allowed(store: Store) -> bool:
 
 
 def download(store: Store, framework: str, model: str, *, progress: Progress | None = None,
-             cancelled: Callable[[], bool] = lambda: False) -> DownloadResult:
-    """Fetch a Hub repository's safetensors weights and configs into the HF cache (progress per file,
-    cancel between files) and record each file's sha256. Only when Settings allow downloads."""
+             received: Received | None = None, cancelled: Callable[[], bool] = lambda: False) -> DownloadResult:
+    """Fetch a Hub repository's safetensors weights and configs into the HF cache (progress per file and
+    per byte, ``cancelled`` polled at every chunk) and record each file's sha256. Only when Settings allow
+    downloads. A cancelled download removes what it had written and records nothing."""
     repo_id = hub_repo(framework, model)
     if not downloads_allowed(store):
         raise ServiceError("downloads are off (offline mode): allow them in Settings, or run "
@@ -129,25 +153,107 @@ def download(store: Store, framework: str, model: str, *, progress: Progress | N
     names = _repo_files(repo_id)
     if not any(n.endswith(".safetensors") for n in names):
         raise ServiceError(f"{repo_id} has no safetensors weights on the Hub; this app does not load pickle weights")
+    before = _cache_entries(repo_id)
     result = DownloadResult(repo_id, Path())
+    try:
+        _fetch_all(result, names, progress, _byte_reporter(received, cancelled), cancelled)
+    except _DownloadCancelled:
+        _remove_new_entries(repo_id, before)
+        result.cancelled, result.files = True, {}
+        return result
+    _record(store, framework, result)
+    return result
+
+
+class _DownloadCancelled(Exception):
+    """Raised inside ``huggingface_hub``'s download loop when the user cancels (unwinds it at a chunk)."""
+
+
+def _fetch_all(result: DownloadResult, names: list[str], progress: Progress | None, bar: type,
+               cancelled: Callable[[], bool]) -> None:
     for done, name in enumerate(names):
         if cancelled():
-            result.cancelled = True
-            return result
+            raise _DownloadCancelled()
         if progress is not None:
             progress(done, len(names), name)
-        local = _fetch(repo_id, name)
-        result.folder = local.parent if "/" not in name else local.parents[name.count("/")]
+        local = _fetch(result.repo_id, name, bar)
+        result.folder = local.parents[name.count("/")]
         result.files[name] = sha256_file(local)
     if progress is not None:
         progress(len(names), len(names), "")
-    _record(store, framework, result)
-    return result
+
+
+def _byte_reporter(received: Received | None, cancelled: Callable[[], bool]) -> type:
+    """A progress-bar class for ``huggingface_hub``: reports the bytes of each file and stops the
+    download (raising at the next chunk) once ``cancelled()``."""
+
+    class ByteReporter:
+        def __init__(self, *, total: int | None = None, initial: int = 0, **_: Any) -> None:
+            self.total, self.count = total, initial
+
+        def __enter__(self) -> ByteReporter:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            return None
+
+        def update(self, n: int = 1) -> None:
+            if cancelled():
+                raise _DownloadCancelled()
+            self.count += n
+            if received is not None:
+                received(self.count, self.total)
+
+    return ByteReporter
+
+
+def _repo_cache_folders(repo_id: str) -> list[Path]:
+    """The repository's folder in the Hub cache and its lock folder (what a download writes to)."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=repo_id, repo_type="model")
+    return [hub_cache_dir() / folder, hub_cache_dir() / ".locks" / folder]
+
+
+def _cache_entries(repo_id: str) -> set[Path]:
+    """Every file, link and folder a download of ``repo_id`` could touch, as it is now."""
+    entries: set[Path] = set()
+    for folder in _repo_cache_folders(repo_id):
+        if folder.is_dir():
+            entries.add(folder)
+            entries.update(folder.rglob("*"))
+    return entries
+
+
+def _remove_new_entries(repo_id: str, before: set[Path]) -> None:
+    """Undo a cancelled download: delete what appeared since ``before`` (partial blobs, links, refs,
+    locks), files first, then the folders left empty, deepest first."""
+    new = _cache_entries(repo_id) - before
+    for entry in new:
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink(missing_ok=True)
+    for folder in sorted((e for e in new if e.is_dir() and not e.is_symlink()), key=lambda p: len(p.parts),
+                         reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _no_telemetry() -> None:
+    """The app reports no usage (``core.launch``): the Hub client's telemetry is off in this process too.
+
+    With it on, the client adds usage details to its user agent and first asks ``huggingface.co`` (its
+    import-time endpoint, whatever ``HF_ENDPOINT`` says now) for an "agent registry": a request that is
+    not the download. ``HF_HUB_DISABLE_TELEMETRY`` is read once, at import, so the constant is set.
+    """
+    from huggingface_hub import constants
+
+    constants.HF_HUB_DISABLE_TELEMETRY = True
 
 
 def _online_api() -> Any:
     from huggingface_hub import HfApi
 
+    _no_telemetry()
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
@@ -164,12 +270,14 @@ def _repo_files(repo_id: str) -> list[str]:
     return sorted(n for n in files if any(fnmatch.fnmatch(n, p) for p in DOWNLOAD_PATTERNS))
 
 
-def _fetch(repo_id: str, filename: str) -> Path:
+def _fetch(repo_id: str, filename: str, bar: type) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
 
+    _no_telemetry()
     try:
-        return Path(hf_hub_download(repo_id, filename, endpoint=os.environ.get("HF_ENDPOINT") or None))
+        return Path(hf_hub_download(repo_id, filename, endpoint=os.environ.get("HF_ENDPOINT") or None,
+                                    cache_dir=hub_cache_dir(), tqdm_class=bar))
     except (HfHubHTTPError, OSError) as exc:
         raise ServiceError(f"{repo_id}/{filename} could not be downloaded: {exc}") from None
 

@@ -540,10 +540,39 @@ def download_file(
         if hit is not None:
             return hit
     folder = objects_dir()
+    tmp, actual = download_verified(client, url, remote, folder, expected_sha256=wanted, max_bytes=max_bytes,
+                                    progress=progress)
+    return place(tmp, folder / actual)
+
+
+def place(tmp: Path, target: Path) -> Path:
+    """Rename a verified temp file to its final name (atomic); the temp file never stays behind."""
+    try:
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def download_verified(
+    client: Any,
+    url: str,
+    remote: RemoteObject,
+    folder: Path,
+    *,
+    expected_sha256: str | None,
+    max_bytes: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, str]:
+    """Stream the object ``url`` (whose HEAD is ``remote``) into a temp file in ``folder``; returns the
+    temp file (for the caller to rename into place) and its sha256. Checked: the size, the sha256
+    (``expected_sha256``) and, for an object without one, a single-part MD5 ETag. On any failure,
+    ``progress`` raising included (a cancel), the temp file is removed and the error raised."""
+    bucket, key = parse_r2_url(url)
     fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=folder)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
+        digest, md5 = hashlib.sha256(), hashlib.md5()
         received = 0
         with os.fdopen(fd, "wb") as handle:
             response = client.get_object(Bucket=bucket, Key=key)
@@ -552,6 +581,7 @@ def download_file(
                 if received > max_bytes:
                     raise StorageError(f"{url}: larger than announced, over the limit; download stopped", retryable=False)
                 digest.update(chunk)
+                md5.update(chunk)
                 handle.write(chunk)
                 if progress is not None:
                     progress(received, remote.size)
@@ -560,13 +590,15 @@ def download_file(
         actual = digest.hexdigest()
         if received != remote.size:
             raise StorageError(f"{url}: received {received} bytes, expected {remote.size}")
-        if wanted and actual != wanted:
-            raise StorageError(f"{url}: sha256 {actual} does not match the expected {wanted}; not cached")
-        target = folder / actual
-        os.replace(tmp, target)
-        return target
-    finally:
+        if expected_sha256 and actual != expected_sha256:
+            raise StorageError(f"{url}: sha256 {actual} does not match the expected {expected_sha256}; not cached")
+        single_part_etag = _MD5_ETAG.match(remote.etag) and "-" not in remote.etag
+        if not expected_sha256 and single_part_etag and remote.etag != md5.hexdigest():
+            raise StorageError(f"{url}: content MD5 {md5.hexdigest()} does not match the ETag {remote.etag}")
+        return tmp, actual
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def download_checkpoint(

@@ -17,6 +17,11 @@ next attempt sends only the missing parts, with the same part size, or aborts th
 file changed. Multipart uploads under our key prefixes that no row records (a kill between starting
 one and recording it, an abort that failed with the endpoint gone) are aborted at the end of every
 pass (``abort_orphaned_uploads``), so the bucket never bills for parts nobody will complete.
+
+A folder checkpoint (transformers' ``weights/best/``, see ``core.rundir``) is one row per file, keyed
+under the checkpoint's prefix (``…/jobs/{job}/best/config.json``): each file resumes, skips and is
+verified as any file does, and the checkpoint is ``synced`` (its URL the prefix, ``…/best/``) once the
+last of its files is.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from core.db.models import Checkpoint, TrainingJob, TrainingMetric, Upload, utcnow
-from core.rundir import CHECKPOINT_KINDS, checkpoint_file_name
+from core.rundir import CHECKPOINT_KINDS, checkpoint_file_name, checkpoint_folder_of
 from core.storage.errors import MAX_CHECKPOINT_BYTES, StorageError
+from core.storage.folders import folder_files, prefix_url
 from core.storage.r2url import KEY_PREFIXES, checkpoint_key, make_r2_url
 from core.storage.states import UploadState
 
@@ -104,18 +110,20 @@ def enqueue_job_checkpoints(store: Store, settings: Settings, job_id: int,
         ).all()
     ids = []
     for checkpoint_id, kind, path in rows:
-        name = checkpoint_file_name(kind) if kind in CHECKPOINT_KINDS else Path(path).name
-        ids.append(
-            enqueue_upload(
-                store,
-                job_id=job_id,
-                checkpoint_id=checkpoint_id,
-                local_path=path,
-                bucket=settings.r2_bucket,
-                key=checkpoint_key(project_id, job_id, name),
-            )
-        )
+        for local, name in checkpoint_upload_files(kind, path):
+            ids.append(enqueue_upload(store, job_id=job_id, checkpoint_id=checkpoint_id, local_path=local,
+                                      bucket=settings.r2_bucket, key=checkpoint_key(project_id, job_id, name)))
     return ids
+
+
+def checkpoint_upload_files(kind: str, path: str | Path) -> list[tuple[Path, str]]:
+    """(local file, name under the job's key prefix) for each file of a checkpoint: ``best.pt`` for a
+    file; ``best/<relative path>`` for every file of a folder checkpoint (``weights/best/``)."""
+    folder = checkpoint_folder_of(path)
+    if folder is None:
+        return [(Path(path), checkpoint_file_name(kind) if kind in CHECKPOINT_KINDS else Path(path).name)]
+    files = folder_files(folder) if folder.is_dir() else [(Path(path), Path(path).name)]  # gone: fails by name
+    return [(file, f"{folder.name}/{relative}") for file, relative in files]
 
 
 # -- run ----------------------------------------------------------------------------------------------
@@ -205,25 +213,38 @@ def _finish(store: Store, row: Upload, outcome: UploadOutcome, **values: Any) ->
         session.execute(update(Upload).where(Upload.id == row.id).values(updated_at=utcnow(), **values))
         if row.checkpoint_id is not None:
             if values.get("state") == "synced":
-                # Only if the checkpoint row still describes the bytes we sent (it is updated in place
-                # when training writes a newer last.pt).
-                url = make_r2_url(row.bucket, row.key)
-                marked = session.execute(
-                    update(Checkpoint)
-                    .where(
-                        Checkpoint.id == row.checkpoint_id,
-                        or_(Checkpoint.sha256.is_(None), Checkpoint.sha256 == values.get("sha256")),
-                    )
-                    .values(r2_url=url, sync_state="synced")
-                )
-                if getattr(marked, "rowcount", 0):
-                    _record_epoch_checkpoint(session, row.checkpoint_id, url)
+                _mark_checkpoint_synced(session, row, values.get("sha256"))
             elif values.get("state") == "failed":
                 session.execute(
                     update(Checkpoint)
                     .where(Checkpoint.id == row.checkpoint_id, Checkpoint.sync_state != "synced")
                     .values(sync_state="failed")
                 )
+
+
+def _mark_checkpoint_synced(session: Any, row: Upload, sha256: str | None) -> None:
+    """The checkpoint is synced once all of it is in the bucket: its file, or every file of its folder
+    (a folder checkpoint's URL is then the folder's prefix, ``r2://…/jobs/7/best/``). Only if the row
+    still describes the bytes sent: it is updated in place when training writes a newer last."""
+    checkpoint = session.get(Checkpoint, row.checkpoint_id)
+    if checkpoint is None:
+        return
+    folder = checkpoint_folder_of(checkpoint.path)
+    main: Upload | None = row
+    if folder is not None:
+        unsynced = session.scalar(select(func.count(Upload.id)).where(Upload.checkpoint_id == checkpoint.id,
+                                                                      Upload.state != "synced"))
+        main = None if unsynced else session.scalars(
+            select(Upload).where(Upload.checkpoint_id == checkpoint.id, Upload.local_path == checkpoint.path,
+                                 Upload.state == "synced").order_by(Upload.id.desc())).first()
+        sha256 = main.sha256 if main is not None else None
+    if main is None or checkpoint.sha256 not in (None, sha256):
+        return
+    url = make_r2_url(main.bucket, main.key)
+    if folder is not None:
+        url = prefix_url(main.bucket, main.key.removesuffix(Path(checkpoint.path).relative_to(folder).as_posix()))
+    session.execute(update(Checkpoint).where(Checkpoint.id == checkpoint.id).values(r2_url=url, sync_state="synced"))
+    _record_epoch_checkpoint(session, checkpoint.id, url)
 
 
 def _record_epoch_checkpoint(session: Any, checkpoint_id: int, url: str) -> None:
@@ -246,7 +267,10 @@ def _expected_sha(store: Store, row: Upload) -> str | None:
     if row.checkpoint_id is None:
         return None
     with store.read() as session:
-        return session.scalar(select(Checkpoint.sha256).where(Checkpoint.id == row.checkpoint_id))
+        found = session.execute(select(Checkpoint.sha256, Checkpoint.path)
+                                .where(Checkpoint.id == row.checkpoint_id)).first()
+    # The row records one file's sha256: a folder checkpoint's other files have none to compare with.
+    return found.sha256 if found is not None and found.path == row.local_path else None
 
 
 # -- multipart resume and orphans --------------------------------------------------------------------

@@ -36,7 +36,8 @@ KEY_PREFIXES = (CHECKPOINT_PREFIX, DATASET_PREFIX)  # every key the app writes s
 
 
 def checkpoint_key(project_id: int, job_id: int, name: str) -> str:
-    """Key layout: checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}.pt"""
+    """Key layout: checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}.pt; a folder checkpoint's
+    files go under checkpoints/projects/{project_id}/jobs/{job_id}/{best|last}/ (``name`` = ``best/config.json``)."""
     return f"{CHECKPOINT_PREFIX}projects/{project_id}/jobs/{job_id}/{name}"
 
 

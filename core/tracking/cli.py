@@ -48,6 +48,7 @@ def start_mlflow_ui(uri: str | None = None, port: int | None = None) -> tuple[su
     process = subprocess.Popen(
         mlflow_ui_command(store_uri, chosen, artifact_root()), stdin=subprocess.DEVNULL, env=env, **platform.no_console_options()
     )
+    platform.bind_child_to_app(process)  # Windows: the UI server ends with the app (its Job Object)
     return process, f"http://127.0.0.1:{chosen}"
 
 

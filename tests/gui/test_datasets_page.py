@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import func, select
 
+from app.workers import TaskState
 from core.db.models import Dataset
 from tests.gui.conftest import drop_path, wait_dataset
 from tests.helpers.datasets_gen import make_dice_detection
@@ -97,7 +99,8 @@ def test_split_preview_counts_follow_strategy_and_are_saved(window: Any, qtbot: 
     assert table == {name: (c["train"], c["val"]) for name, c in expected.items()}
     qtbot.waitUntil(lambda: _saved_split(store) == {"strategy": "random", "ratio": 0.5, "seed": 7}, timeout=5_000)
 
-    # The class chart: bars per split, and hovering a class shows its exact counts.
+    # The class chart: objects (not images) per class and split, and hovering a class shows its exact counts.
+    expected = split_dataset(loaded.index, "random", 0.5, 7).object_counts(list(loaded.index.class_names))
     qtbot.waitUntil(lambda: panel.chart is not None and panel.chart.counts == expected, timeout=20_000)
     from PySide6.QtCore import QPointF
 
@@ -248,12 +251,22 @@ def test_r2_dataset_downloads_with_progress_and_cancel_leaves_nothing(
 
     seen: list[tuple[int, int, str]] = []
     original = page.busy.progress
+    pressed = threading.Event()  # the download waits at its first chunk until Cancel was pressed
 
     def cancelling(done: int, total: int, text: str = "") -> None:
         seen.append((done, total, text))
         original(done, total, text)
         page.cancel_add()  # the user presses Cancel once the first megabyte is in
+        pressed.set()
 
+    worker_progress = TaskState.progress
+
+    def held_progress(state: TaskState, done: int, total: int, message: str = "") -> None:
+        worker_progress(state, done, total, message)
+        if message.startswith("Downloading"):
+            pressed.wait(timeout=60)  # by construction: Cancel lands before the next chunk is read
+
+    monkeypatch.setattr(TaskState, "progress", held_progress)
     monkeypatch.setattr(page.busy, "progress", cancelling)
     page.add_dataset_path(url)
     qtbot.waitUntil(lambda: "cancelled" in page.banner.text(), timeout=60_000)
@@ -263,6 +276,7 @@ def test_r2_dataset_downloads_with_progress_and_cancel_leaves_nothing(
     assert not any(objects_dir().iterdir()), list(objects_dir().iterdir())  # no partial, no cache entry
 
     seen.clear()
+    monkeypatch.setattr(TaskState, "progress", worker_progress)
     monkeypatch.setattr(page.busy, "progress", lambda done, total, text="": (seen.append((done, total, text)),
                                                                             original(done, total, text)))
     qtbot.waitUntil(lambda: not page.is_busy(), timeout=10_000)

@@ -31,8 +31,9 @@ def _make_jobs(store: Any, project_id: int, count: int) -> None:
 
 
 @pytest.fixture
-def page(qtbot: Any, store: Any, qsettings_dir: Any) -> Iterator[Any]:
+def page(qtbot: Any, store: Any, qsettings_dir: Any, monkeypatch: Any) -> Iterator[Any]:
     from app.models.app_state import AppState
+    from app.pages import jobs_page as module
     from app.pages.jobs_page import JobsPage
     from core.services.projects import project_overview
     from core.services.settings import load_settings
@@ -44,7 +45,13 @@ def page(qtbot: Any, store: Any, qsettings_dir: Any) -> Iterator[Any]:
     jobs_page.resize(1200, 700)
     inserts: list[int] = []  # rows per insert, from the first one on
     jobs_page.model.rowsInserted.connect(lambda _parent, first, last: inserts.append(last - first + 1))
-    jobs_page.inserts = inserts
+    jobs_page.inserts = inserts  # type: ignore[attr-defined]
+    # Whether the first page was shown (the reader may go on) at each insert; a long timeout: the
+    # reader never goes on by itself, however slow the machine.
+    monkeypatch.setattr(module, "FIRST_PAINT_WAIT_S", 60.0)
+    shown: list[bool] = []
+    jobs_page.model.rowsInserted.connect(lambda *_: shown.append(jobs_page._first_shown.is_set()))
+    jobs_page.shown_at_insert = shown  # type: ignore[attr-defined]
     jobs_page.show()
     yield jobs_page
     jobs_page.close()
@@ -130,3 +137,86 @@ def test_changes_reach_their_rows_without_a_reload(page: Any, store: Any, qtbot:
     counts = job_service.job_counts(store, page.state.project_id)
     assert page.model.status_counts() == counts and f"{counts['completed']} completed" in page.summary.text()
     assert page.model.index(0, 0, QModelIndex()).data() == "after the sweep"
+
+
+def test_columns_fit_the_first_page_without_asking_the_delegate(page: Any, qtbot: Any) -> None:
+    """Widths come from font metrics (``text_widths``), yet every text of the first page and every
+    title fits: nothing is elided, as if ``resizeColumnToContents`` had measured each cell."""
+    from app.models.jobs_table import COL_PROGRESS
+
+    qtbot.waitUntil(lambda: _loaded(page), timeout=60_000)
+    table, header = page.table, page.table.horizontalHeader()
+    for column in range(page.model.columnCount()):
+        if column in (0, COL_PROGRESS):
+            continue  # Name stretches; Progress is a fixed-width bar
+        cells = max(table.sizeHintForIndex(page.model.index(row, column)).width() for row in range(100))
+        assert table.columnWidth(column) >= max(cells + 1, header.sectionSizeHint(column)), column
+        assert table.columnWidth(column) <= max(cells + 1, header.sectionSizeHint(column)) + 4, column
+
+
+def test_the_rest_is_read_once_the_first_page_is_shown(store: Any) -> None:
+    """The reader hands over the first page, then waits for the page to show it before it reads the
+    rest (read meanwhile, it competed for the GIL with the first paint)."""
+    import threading
+
+    from app.pages.jobs_page import CHUNK_ROWS, FIRST_PAGE_ROWS, _read_all_rows
+    from core.services.jobs import JobOrder
+    from core.services.projects import project_overview
+
+    project_id = project_overview(store).default_project_id
+    _make_jobs(store, project_id, 1_234)
+    pages: list[int] = []
+    waits: list[int] = []  # how many pages were handed over when the reader waited
+
+    class State:
+        def check(self) -> None:
+            pass
+
+        def partial(self, part: tuple[Any, list[Any]]) -> None:
+            pages.append(len(part[1]))
+
+    class Shown(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(len(pages))
+            return super().wait(timeout)
+
+    shown = Shown()
+    shown.set()  # the page has painted the first page
+    marks = _read_all_rows(State(), store, project_id, JobOrder(), shown)  # type: ignore[arg-type]
+    assert set(waits) == {1} and pages[0] == FIRST_PAGE_ROWS
+    assert pages[1:] == [CHUNK_ROWS, CHUNK_ROWS, 1_234 - FIRST_PAGE_ROWS - 2 * CHUNK_ROWS]
+    assert sum(marks.counts.values()) == 1_234
+
+
+def test_the_page_lets_the_rest_come_after_inserting_the_first_page(page: Any, qtbot: Any) -> None:
+    from app.pages.jobs_page import FIRST_PAGE_ROWS
+
+    qtbot.waitUntil(lambda: _loaded(page), timeout=60_000)
+    assert page.inserts[0] == FIRST_PAGE_ROWS and sum(page.inserts) == JOBS
+    assert page.shown_at_insert[0] is False  # the first page went in while the reader waited
+    assert all(page.shown_at_insert[1:]) and len(page.shown_at_insert) == len(page.inserts)
+
+
+def test_a_read_cancelled_while_it_waits_for_the_first_paint_stops(store: Any) -> None:
+    import threading
+
+    from app.pages.jobs_page import FIRST_PAGE_ROWS, _read_all_rows
+    from app.workers import Cancelled
+    from core.services.jobs import JobOrder
+    from core.services.projects import project_overview
+
+    project_id = project_overview(store).default_project_id
+    _make_jobs(store, project_id, 1_234)
+    pages: list[int] = []
+
+    class State:  # cancelled (another reload) as soon as the first page is handed over
+        def check(self) -> None:
+            if pages:
+                raise Cancelled()
+
+        def partial(self, part: tuple[Any, list[Any]]) -> None:
+            pages.append(len(part[1]))
+
+    with pytest.raises(Cancelled):
+        _read_all_rows(State(), store, project_id, JobOrder(), threading.Event())  # type: ignore[arg-type]
+    assert pages == [FIRST_PAGE_ROWS]  # never shown, never read further

@@ -168,3 +168,17 @@ def test_start_ends_orphaned_mlflow_runs_and_sends_pending_uploads(
     assert MlflowTracker().client.get_run(run_id).info.status == "KILLED"
     body = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
     assert body == Path(local).read_bytes()
+
+
+def test_a_data_folder_on_a_network_drive_is_named_in_the_window(qapp: Any, home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's WAL does not work on NFS/SMB: the app opens (a lab's NFS home must stay usable) and says
+    why its data folder is at risk. The mount table is faked: /proc/mounts with the folder on nfs4."""
+    from core import platform
+
+    mounts = f"server:/export {home} nfs4 rw,relatime 0 0\n"
+    real = platform.network_filesystem
+    monkeypatch.setattr(platform, "network_filesystem",
+                        lambda path, **kwargs: real(path, system="linux", mounts_text=mounts))
+    seen = run_app_until(lambda w: w.state is not None and getattr(w, "start_notice", None) is not None)
+    assert str(home) in seen["notice"] and "nfs4" in seen["notice"] and "WAL" in seen["notice"]

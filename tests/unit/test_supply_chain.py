@@ -30,8 +30,15 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _lock() -> dict[str, tuple[str, str]]:
-    return {_norm(name): (version, sha) for name, version, sha in _ENTRY.findall(LOCK.read_text(encoding="utf-8"))}
+def _lock(path: Path = LOCK) -> dict[str, tuple[str, str]]:
+    return {_norm(name): (version, sha) for name, version, sha in _ENTRY.findall(path.read_text(encoding="utf-8"))}
+
+
+def _lock_installed() -> Path:
+    """The lock set-up installed here: scripts/lock_check.py's choice (.venv/lock-in-use; on Windows or
+    macOS a lock made for that computer), else requirements.lock (`make setup`)."""
+    in_use = ROOT / ".venv" / "lock-in-use"
+    return ROOT / in_use.read_text(encoding="utf-8").strip() if in_use.is_file() else LOCK
 
 
 def _constraints() -> dict[str, str]:
@@ -67,7 +74,7 @@ def test_the_environment_has_the_locked_releases() -> None:
     e.g. a packager, are not the lock's business: CI's venv is built from the lock alone)."""
     installed = {_norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
     drift = sorted(f"{name}: installed {installed.get(name, 'nothing')}, locked {version}"
-                   for name, (version, _sha) in _lock().items()
+                   for name, (version, _sha) in _lock(_lock_installed()).items()
                    if name not in BUILD_BACKEND and installed.get(name) != version)
     assert drift == [], f"the environment is not the lock (run `make lock` or `make setup`): {drift}"
 

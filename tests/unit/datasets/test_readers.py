@@ -320,3 +320,22 @@ def test_labelme_windows_paths(tmp_path: Path) -> None:
     assert [r.rel for r in index.images] == ["imgs/a.png"]
     assert index.images[0].shapes[0].label == "x"
     assert json.loads((root / "ann" / "a.json").read_text())["imagePath"] == "..\\imgs\\a.png"
+
+
+def test_labelme_image_path_in_another_letter_case(tmp_path: Path) -> None:
+    # Written on Windows/macOS (case-insensitive file systems): "..\IMGS\A.PNG" names imgs/a.png here.
+    root = tmp_path / "d"
+    image(root / "imgs" / "a.png")
+    write_json(root / "ann" / "a.json", labelme_json("..\\IMGS\\A.PNG", 64, 48, [labelme_shape("x", "rectangle", [[1, 1], [5, 5]])]))
+    index = open_dataset(root)
+    assert [r.rel for r in index.images] == ["imgs/a.png"]
+    assert index.images[0].shapes[0].label == "x"
+
+
+def test_labelme_image_path_ambiguous_by_case_is_not_guessed(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    image(root / "imgs" / "Photo.png")
+    image(root / "imgs" / "photo.PNG")
+    write_json(root / "ann" / "b.json", labelme_json("..\\imgs\\PHOTO.png", 64, 48, [labelme_shape("x", "rectangle", [[1, 1], [5, 5]])]))
+    index = open_dataset(root)
+    assert all(not record.shapes for record in index.images)  # neither image gets b.json's boxes
