@@ -32,6 +32,7 @@ _LEVEL_DENOM = 10.0  # timm's magnitude scale: M10 is the strongest level
 _GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion weights
 _ATTEMPTS = 10  # torchvision/timm try this many random boxes before falling back
 CROP_MARGIN = 0.875  # timm's default crop_pct: images are resized to size / 0.875 before a crop
+_STREAM_SALT = 0x9E3779B97F4A7C15  # mixes a seed into a stream of its own (see stream_seed)
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ class TimmAugment:
         self.mean255 = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255
         self.std255 = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255
         self.fill = torch.tensor([min(255, round(255 * m)) for m in mean], device=self.device, dtype=torch.float32)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.host_random = random.Random(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(seed))
+        self.host_random = random.Random(stream_seed(seed))
 
     # ------------------------------------------------------------------ public
     def reseed(self, seed: int) -> None:
         """Restart the random streams (per epoch: a resumed job augments its epochs as a fresh one would)."""
-        self.generator.manual_seed(seed)
-        self.host_random.seed(seed)
+        self.generator.manual_seed(stream_seed(seed))
+        self.host_random.seed(stream_seed(seed))
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented, normalised float batch (N, 3, image_size, image_size) and its targets: class
@@ -361,6 +362,13 @@ class TimmAugment:
         else:
             mixed = batch * lam + mirrored * (1.0 - lam)
         return mixed, lam
+
+
+def stream_seed(seed: int) -> int:
+    """The seed of the augmentation's own random stream: ``seed`` mixed with a constant, so the
+    augmentation never replays the draws of a generator seeded with the same number (the epoch's
+    shuffle, ``adapters.timm_data.epoch_order``, is seeded with the same per-epoch value)."""
+    return (seed * 6364136223846793005 + _STREAM_SALT) % (1 << 63)
 
 
 def cache_side_for(options: dict[str, Any], image_size: int) -> int:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import STATUS_COLOURS
-from core.jobs import FINAL_STATES
+from core.jobs import ALL_STATES, FINAL_STATES
 from core.services.jobs import JobOrder, JobSummary, format_metric
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1
@@ -38,6 +38,10 @@ JobIdRole = Qt.ItemDataRole.UserRole + 2
 COLUMNS = ("Name", "Model", "Status", "Epoch", "Progress", "ETA", "Best metric", "Started", "Duration", "Sync")
 COL_STATUS = COLUMNS.index("Status")
 COL_PROGRESS = COLUMNS.index("Progress")
+# Texts a row may take later (a queued job completes, a first epoch brings a best metric): the columns
+# are fitted once, to the first page, so they leave room for these too rather than clip them then.
+WIDEST_TEXTS: dict[int, tuple[str, ...]] = {COL_STATUS: ALL_STATES, COLUMNS.index("Epoch"): ("100/100",),
+                                            COLUMNS.index("Best metric"): ("accuracy 100.0 %",)}
 # Columns SQLite sorts by (``core.services.jobs.SORT_KEYS``); -1 is the default order, newest first.
 SORT_COLUMNS = {-1: "id", 0: "name", 1: "model", 2: "status", 3: "epoch", 6: "best", 7: "started"}
 
@@ -230,8 +234,9 @@ class JobsTableModel(QAbstractTableModel):
         GUI thread for the first page of a 10,000-job sweep (bench/bench_long_runs.py).
         """
         shown = self.rows[:rows]
-        return [max((metrics.horizontalAdvance(text) for text in {self.text(row, column) for row in shown}), default=0)
-                for column in range(len(COLUMNS))]
+        texts = [{self.text(row, column) for row in shown} | set(WIDEST_TEXTS.get(column, ()))
+                 for column in range(len(COLUMNS))]
+        return [max((metrics.horizontalAdvance(text) for text in column), default=0) for column in texts]
 
 
 class ProgressDelegate(QStyledItemDelegate):

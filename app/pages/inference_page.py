@@ -281,6 +281,7 @@ class InferencePage(QWidget):
         if self.model is not None and self.model not in choices:
             choices = [*choices, self.model]  # a picked file stays in the list
         if choices == self.choices and self.model_box.count() == len(choices) + 1:
+            self._pick_first_model()  # listed while hidden: the first look at the page still picks one
             return
         self.choices = choices
         self.model_box.blockSignals(True)
@@ -293,10 +294,13 @@ class InferencePage(QWidget):
         if self.model is not None:
             self.model_box.setCurrentIndex(self.model_box.findData(self.model.key))
         self.model_box.blockSignals(False)
-        if self.model is None and choices and self.isVisible():
-            # The newest job's best checkpoint: the obvious first pick. Only once the page is open:
-            # a finished job elsewhere must not start an inference worker nobody asked for.
-            self.load_model(choices[0])
+        self._pick_first_model()
+
+    def _pick_first_model(self) -> None:
+        # The newest job's best checkpoint: the obvious first pick. Only once the page is open:
+        # a finished job elsewhere must not start an inference worker nobody asked for.
+        if self.model is None and self.choices and self.isVisible():
+            self.load_model(self.choices[0])
 
     def _on_model_activated(self, index: int) -> None:
         data = self.model_box.itemData(index)

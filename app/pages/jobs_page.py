@@ -172,6 +172,7 @@ class JobsPage(QWidget):
         self.table.setModel(self.model)
         self.table.setItemDelegateForColumn(COL_PROGRESS, ProgressDelegate(self.table))
         self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)  # one line per job: a long text is elided ("…"), never wrapped
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -41,7 +41,7 @@ from app.helper_process import HelperService
 from app.look import ERROR_COLOUR, WARNING_COLOUR, format_bytes, icon
 from app.models.app_state import AppState, LoadedDataset
 from app.widgets.augment_preview import AugmentationOptions, AugmentPreview
-from app.widgets.common import Banner
+from app.widgets.common import Banner, confirm_pickle_import
 from app.widgets.config_form import ConfigForm
 from app.workers import ErrorInfo, run_task
 from core import dataset_store
@@ -523,7 +523,7 @@ class TrainPage(QWidget):
         def answered(result: Path | ConsentRequired) -> None:
             if isinstance(result, Path):
                 done(result)
-            elif self._consents_to_import(path):
+            elif confirm_pickle_import(self, path):
                 start(True)
 
         def start(consent: bool) -> None:
@@ -531,16 +531,6 @@ class TrainPage(QWidget):
                      on_error=lambda info: self.banner.show_message(f"Could not import {path}: {info.message}"))
 
         start(False)
-
-    def _consents_to_import(self, path: str) -> bool:
-        """Ask before trusting a pickle this app did not write: the dialog names the file and the risk."""
-        answer = QMessageBox.warning(
-            self, "Trust this weights file?",
-            f"{path}\n\nThis file was not written by this app. It is a pickle: loading it (for training or "
-            "inference) runs any code stored in the file, with your user's rights. Import it only if you trust "
-            "where it came from.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
 
     # -- config <-> form --------------------------------------------------------------------------
     def _raw(self) -> tuple[dict[str, Any], dict[str, str]]:

@@ -146,3 +146,14 @@ class BusyRow(QWidget):
 
     def stop(self) -> None:
         self.hide()
+
+
+def confirm_pickle_import(parent: QWidget, path: str) -> bool:
+    """Ask before trusting a pickle this app did not write: the dialog names the file and the risk."""
+    answer = QMessageBox.warning(
+        parent, "Trust this weights file?",
+        f"{path}\n\nThis file was not written by this app. It is a pickle: loading it (for training or "
+        "inference) runs any code stored in the file, with your user's rights. Import it only if you trust "
+        "where it came from.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes

@@ -26,11 +26,12 @@ VIEW_FETCH_DELAY_MS = 120  # after the last zoom/pan change, the new range is re
 STEP_PANELS = ("loss_step", "lr")  # panels whose x is the step: their series are read per view
 WindowFetcher = Callable[[int, list[str], float, float, int], dict[str, Any]]
 
+GENERIC_Y_LABEL = "value"  # a panel of assorted metrics: a lone series names the axis instead
 # (panel id, title, x label, y label)
 PANELS = (
     ("loss_step", "Loss per step", "step", "loss"),
     ("loss_epoch", "Loss per epoch", "epoch", "loss"),
-    ("metrics_epoch", "Metrics per epoch", "epoch", "value"),
+    ("metrics_epoch", "Metrics per epoch", "epoch", GENERIC_Y_LABEL),
     ("lr", "Learning rate", "step", "learning rate"),
 )
 
@@ -89,6 +90,7 @@ class ChartPanel(pg.PlotWidget):
         self.curves: dict[SeriesKey, pg.PlotDataItem] = {}
         self.bounds: dict[SeriesKey, list[float]] = {}
         self.x_label = x_label
+        self.y_label = y_label
         # The panel manages its own range while "following" the run: it grows in steps with headroom,
         # so axes (costly to repaint) change a few times per run, not at every new point. Pan or zoom
         # stops following; the "A" button (auto range) starts it again.
@@ -161,7 +163,11 @@ class ChartPanel(pg.PlotWidget):
         return item
 
     def _update_legend(self) -> None:
-        # ui-guide: a legend only when there is more than one series.
+        # ui-guide: a legend only when there is more than one series; a lone series of a panel whose
+        # axis says only "value" is named on that axis instead.
+        if self.y_label == GENERIC_Y_LABEL:
+            only = next(iter(self.curves))[1] if len(self.curves) == 1 else GENERIC_Y_LABEL
+            self.getPlotItem().setLabel("left", only)
         if len(self.curves) > 1 and self.legend is None:
             self.legend = self.getPlotItem().addLegend(offset=(-10, 10), labelTextSize="8pt")
             for key, item in self.curves.items():
@@ -185,6 +191,7 @@ class ChartPanel(pg.PlotWidget):
             plot.scene().removeItem(self.legend)
             plot.legend = None
             self.legend = None
+        plot.setLabel("left", self.y_label)
 
     def point_count(self) -> int:
         total = 0

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -33,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.look import format_bytes, icon, plural
 from app.models.app_state import AppState
-from app.widgets.common import Banner, BusyRow
+from app.widgets.common import Banner, BusyRow, confirm_pickle_import
 from app.workers import ErrorInfo, TaskHandle, TaskSlots, TaskState, run_task
 from core.services import weights as weights_service
 from core.services.checkpoints import ConsentRequired
@@ -43,17 +42,6 @@ from core.settings import Settings
 WEIGHT_FILTER = "Weights (*.safetensors *.pt *.pth *.bin *.ckpt);;All files (*)"
 OFFLINE_REASON = "Downloads are off: offline mode is on in Settings. Allow downloads there to fetch a model."
 BYTE_STEPS = 1000  # the progress bar's steps per file (byte progress within the file now downloading)
-
-
-def confirm_pickle_import(parent: QWidget, path: str) -> bool:
-    """Ask before trusting a pickle this app did not write: the dialog names the file and the risk."""
-    answer = QMessageBox.warning(
-        parent, "Trust this weights file?",
-        f"{path}\n\nThis file was not written by this app. It is a pickle: loading it (for training or "
-        "inference) runs any code stored in the file, with your user's rights. Import it only if you trust "
-        "where it came from.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 class DownloadMeter:

@@ -149,9 +149,13 @@ def predict_images(client: InferenceClient, images: Iterable[Path], *, conf: flo
 
 
 def summary(result: Result) -> str:
-    """One line for a result: "3 objects: 2 circle, 1 square", "red 91.2 %" or "nothing found"."""
+    """One line for a result: "3 objects: 2 circle, 1 square", "red 91.2 %", "field 24.8 % of the image"
+    (semantic segmentation: the classes' areas, largest first) or "nothing found"."""
     top_k = result.get("top_k") or []
     boxes = result.get("boxes") or []
+    class_mask = result.get("class_mask")
+    if class_mask is not None and not boxes:
+        return _area_summary(class_mask)
     if top_k and not boxes:
         return f"{top_k[0]['label']} {top_k[0]['confidence'] * 100:.1f} %"
     if not boxes:
@@ -161,6 +165,14 @@ def summary(result: Result) -> str:
         counts[box["label"]] = counts.get(box["label"], 0) + 1
     parts = ", ".join(f"{n} {label}" for label, n in sorted(counts.items(), key=lambda item: -item[1]))
     return f"{len(boxes)} object{'s' if len(boxes) != 1 else ''}: {parts}"
+
+
+def _area_summary(class_mask: Any) -> str:
+    areas = [area for area in class_mask["areas"] if area["class_id"] != 0]  # 0 is the background
+    if not areas:
+        return "background only"
+    parts = ", ".join(f"{area['label']} {area['fraction'] * 100:.1f} %" for area in areas[:3])
+    return f"{parts} of the image" + (f" (+{len(areas) - 3} more classes)" if len(areas) > 3 else "")
 
 
 # -- DICE (labelme) ----------------------------------------------------------------------------------

@@ -63,3 +63,15 @@ def test_prepared_filter_matches_plain_nms_at_every_threshold() -> None:
                                                                   classes[candidates], iou)])
             got = filter_predictions(result, conf=conf, iou=iou)["boxes"]
             assert [boxes.index(b) for b in got] == expected, (conf, iou)
+
+
+def test_a_semantic_segmentation_is_summed_up_by_its_classes_areas() -> None:
+    from core.contracts import class_mask
+    from core.services.inference import summary
+
+    names = ["background", "field", "road", "river", "house"]
+    mask = class_mask(b"", (10, 10), names, {0: 70, 1: 25, 2: 5})
+    assert summary({"boxes": [], "top_k": [], "class_mask": mask}) == "field 25.0 %, road 5.0 % of the image"
+    assert summary({"boxes": [], "class_mask": class_mask(b"", (10, 10), names, {0: 100})}) == "background only"
+    many = class_mask(b"", (10, 10), names, {0: 60, 1: 10, 2: 10, 3: 10, 4: 10})
+    assert summary({"class_mask": many}).endswith("of the image (+1 more classes)")

@@ -113,6 +113,21 @@ def test_a_seed_gives_the_same_augmentation_again() -> None:
     assert torch.equal(reseeded.train_batch(images, labels)[0], first[0])
 
 
+def test_the_augmentation_stream_is_not_the_shuffle_stream_of_the_same_seed() -> None:
+    """The adapter seeds the epoch's shuffle (timm_data.epoch_order) and the augmentation with the
+    same per-epoch number; the augmentation must draw other numbers, not replay the shuffle's."""
+    from adapters.timm_data import epoch_order
+
+    augment = augmenter("standard")
+    for epoch_seed in (0, 7, 100_004):
+        augment.reseed(epoch_seed)
+        drawn = torch.rand(16, generator=augment.generator)
+        replayed = torch.rand(16, generator=torch.Generator().manual_seed(epoch_seed))
+        assert not torch.allclose(drawn, replayed)
+        augment.reseed(epoch_seed)
+        assert not torch.equal(torch.randperm(64, generator=augment.generator), epoch_order(0, epoch_seed, 64))
+
+
 def test_mixup_and_cutmix_give_soft_targets_that_sum_to_one() -> None:
     for overrides in ({"mixup": 0.8, "cutmix": 0.0}, {"mixup": 0.0, "cutmix": 1.0}, {}):
         augment = augmenter("heavy", seed=2, **overrides)
