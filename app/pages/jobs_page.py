@@ -290,6 +290,10 @@ class JobsPage(QWidget):
     # -- visibility and refresh -------------------------------------------------------------------
     def showEvent(self, event: Any) -> None:  # refresh only while visible
         super().showEvent(event)
+        if not self._first_shown.is_set():
+            # The job's tabs (four charts: the costliest paint) paint one turn after the list, so the
+            # window never holds both paints in one stall.
+            self.tabs.setUpdatesEnabled(False)
         self.refresh()
         self.timer.start()
         self._follow.start()
@@ -381,6 +385,7 @@ class JobsPage(QWidget):
             self._reselect()
         elif self._marks is not None:  # everything read and shown
             self._insert_timer.stop()
+            self.tabs.setUpdatesEnabled(True)  # no job to paint first (an empty project): the tabs now
             self._wanted, self._wanted_current = set(), None
             self._update_actions()
         else:
@@ -407,6 +412,7 @@ class JobsPage(QWidget):
 
     def _first_page_shown(self) -> None:
         self._first_shown.set()
+        self.tabs.setUpdatesEnabled(True)
         self._select_newest_if_none()
 
     def _select_newest_if_none(self) -> None:

@@ -166,8 +166,7 @@ class ChartPanel(pg.PlotWidget):
         # ui-guide: a legend only when there is more than one series; a lone series of a panel whose
         # axis says only "value" is named on that axis instead.
         if self.y_label == GENERIC_Y_LABEL:
-            only = next(iter(self.curves))[1] if len(self.curves) == 1 else GENERIC_Y_LABEL
-            self.getPlotItem().setLabel("left", only)
+            self._set_axis_name(next(iter(self.curves))[1] if len(self.curves) == 1 else GENERIC_Y_LABEL)
         if len(self.curves) > 1 and self.legend is None:
             self.legend = self.getPlotItem().addLegend(offset=(-10, 10), labelTextSize="8pt")
             for key, item in self.curves.items():
@@ -191,7 +190,12 @@ class ChartPanel(pg.PlotWidget):
             plot.scene().removeItem(self.legend)
             plot.legend = None
             self.legend = None
-        plot.setLabel("left", self.y_label)
+        self._set_axis_name(self.y_label)
+
+    def _set_axis_name(self, name: str) -> None:
+        """A new axis text only when it changes: each one lays the plot out again (tens of ms)."""
+        if self.getPlotItem().getAxis("left").labelText != name:
+            self.getPlotItem().setLabel("left", name)
 
     def point_count(self) -> int:
         total = 0

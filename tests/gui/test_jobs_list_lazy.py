@@ -224,3 +224,22 @@ def test_a_read_cancelled_while_it_waits_for_the_first_paint_stops(store: Any) -
     with pytest.raises(Cancelled):
         _read_all_rows(State(), store, project_id, JobOrder(), threading.Event())  # type: ignore[arg-type]
     assert pages == [FIRST_PAGE_ROWS]  # never shown, never read further
+
+
+def test_the_tabs_paint_after_the_list_and_also_without_jobs(page: Any, store: Any, qtbot: Any,
+                                                             qsettings_dir: Any) -> None:
+    """The job's tabs (the charts: the costliest paint) wait for the list's first paint, then paint;
+    an empty project has no list to wait for and shows its tabs once the read is done."""
+    from app.models.app_state import AppState
+    from app.pages.jobs_page import JobsPage
+    from core.services.projects import create_project, project_overview
+    from core.services.settings import load_settings
+
+    qtbot.waitUntil(lambda: page._first_shown.is_set() and page.tabs.updatesEnabled(), timeout=60_000)
+    empty_id = create_project(store, "Empty").id
+    overview = project_overview(store)
+    empty = JobsPage(AppState(store, load_settings(store), empty_id, overview))
+    qtbot.addWidget(empty)
+    empty.show()
+    qtbot.waitUntil(lambda: empty._marks is not None and empty.tabs.updatesEnabled(), timeout=60_000)
+    assert empty.model.rowCount() == 0
