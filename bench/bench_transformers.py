@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._table import print_table  # noqa: E402
+from bench._timing import timed_run  # noqa: E402
 
 SIZES = {"layers": 4, "hidden_size": 64, "heads": 2}
 
@@ -90,15 +90,7 @@ print("EVAL", json.dumps([e["eval_accuracy"] for e in trainer.state.log_history 
 
 def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
     """(wall seconds, seconds until train() returned, stdout)."""
-    started_wall = time.time()
-    started = time.perf_counter()
-    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    marks = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("TRAIN_RETURNED_AT")]
-    return elapsed, (float(marks[-1]) - started_wall) if marks else elapsed, result.stdout
-
+    return timed_run(cmd, env, cwd)
 
 def _same_split(dataset: Path, job: dict[str, object]) -> tuple[list[str], list[list[object]], list[list[object]]]:
     """Class names and (path, label) lists of train and val, as our adapter's ``read_split`` decides them."""

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._table import print_table  # noqa: E402
+from bench._timing import timed_run  # noqa: E402
 
 DIRECT = r'''
 import json, os, sys
@@ -55,15 +56,8 @@ def _train_loop_seconds(run_dir: Path) -> float:
 
 def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, seconds until train() returned: wall without the interpreter's teardown)."""
-    started_wall = time.time()
-    started = time.perf_counter()
-    result = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    marks = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("TRAIN_RETURNED_AT")]
-    return elapsed, (float(marks[-1]) - started_wall) if marks else elapsed
-
+    elapsed, until_returned, _stdout = timed_run(cmd, env, cwd)
+    return elapsed, until_returned
 
 def callback_cost_us(calls: int = 3000) -> float:
     """In-process cost of our per-batch callback (progress + step metrics + stop check), events to /dev/null."""

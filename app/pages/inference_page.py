@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from app.look import icon
 from app.models.app_state import AppState
+from app.widgets.common import confirm_pickle_import
 from app.widgets.inference_canvas import DROP_HINT, InferenceCanvas
 from app.workers import ErrorInfo, TaskSlots, run_task
 from core.services.checkpoints import ModelChoice, file_choice, model_choices, vouch
@@ -375,13 +376,9 @@ class InferencePage(QWidget):
             return
         self.load_bar.hide()
         if CONSENT_MARKER in error.message and not choice.consented:
-            answer = QMessageBox.question(
-                self, "Trust this checkpoint?",
-                f"{choice.path}\n\nThis file was not written by this app and you have not imported it as trusted. "
-                "It is a pickle: loading it runs any code stored in the file, with your user's rights. "
-                "Load it only if you trust where it came from.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-            if answer == QMessageBox.StandardButton.Yes:
+            situation = "This file was not written by this app and you have not imported it as trusted."
+            if confirm_pickle_import(self, str(choice.path), title="Trust this checkpoint?", situation=situation,
+                                     action="Load it"):
                 self.load_model(choice, trusted=True)
                 return
         self.load_error = f"This model cannot be loaded: {error.message}"

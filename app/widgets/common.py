@@ -148,12 +148,13 @@ class BusyRow(QWidget):
         self.hide()
 
 
-def confirm_pickle_import(parent: QWidget, path: str) -> bool:
-    """Ask before trusting a pickle this app did not write: the dialog names the file and the risk."""
+def confirm_pickle_import(parent: QWidget, path: str, *, title: str = "Trust this weights file?",
+                          situation: str = "This file was not written by this app.", action: str = "Import it") -> bool:
+    """Ask before trusting a pickle this app did not write: the dialog names the file and the risk
+    (importing a weights file; loading a checkpoint that was never imported says so and "Load it")."""
     answer = QMessageBox.warning(
-        parent, "Trust this weights file?",
-        f"{path}\n\nThis file was not written by this app. It is a pickle: loading it (for training or "
-        "inference) runs any code stored in the file, with your user's rights. Import it only if you trust "
-        "where it came from.",
+        parent, title,
+        f"{path}\n\n{situation} It is a pickle: loading it (for training or inference) runs any code stored in "
+        f"the file, with your user's rights. {action} only if you trust where it came from.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes

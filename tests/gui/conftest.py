@@ -114,6 +114,19 @@ def window(qtbot: Any, store: Any, qsettings_dir: Path) -> Iterator[Any]:
     QThreadPool.globalInstance().waitForDone(10_000)
 
 
+@pytest.fixture
+def queue(window: Any, store: Any) -> Iterator[Any]:
+    """A job queue for ``window`` without tracking or sync listeners (tests that run real jobs)."""
+    from core.jobs.queue import JobQueue
+
+    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2,
+                         listeners_factory=lambda _store: [])
+    window.queue = job_queue
+    job_queue.start()
+    yield job_queue
+    job_queue.stop()
+
+
 def wait_dataset(qtbot: Any, win: Any, timeout: int = 20_000) -> Any:
     """Wait until the page shows an opened dataset (or a banner) and return the loaded dataset."""
     qtbot.waitUntil(lambda: not win.datasets_page.is_busy(), timeout=timeout)
@@ -121,7 +134,7 @@ def wait_dataset(qtbot: Any, win: Any, timeout: int = 20_000) -> Any:
 
 
 def drop_path(win: Any, path: Path) -> None:
-    """Deliver a real QDropEvent for ``path`` to the window (the drag-and-drop code path)."""
+    """Deliver a real QDropEvent for ``path`` to the window, or any widget (the drag-and-drop code path)."""
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
     from PySide6.QtWidgets import QApplication

@@ -7,7 +7,6 @@ on the same store shows the same curves again (read back from SQLite).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.helpers.holds import Holds
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture
-def queue(window: Any, store: Any) -> Iterator[Any]:
-    from core.jobs.queue import JobQueue
-
-    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2,
-                         listeners_factory=lambda _store: [])
-    window.queue = job_queue
-    job_queue.start()
-    yield job_queue
-    job_queue.stop()
 
 
 def _queue_tiny_job(window: Any, store: Any, tmp_path: Path, epochs: int = 3) -> int:

@@ -15,7 +15,6 @@ import base64
 import io
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
 
 from tests.gui.conftest import drop_path, wait_dataset
 from tests.helpers.datasets_gen import labelme_json, labelme_shape, make_imagefolder
@@ -35,16 +33,6 @@ TINY_SIZES = {"layers": 2, "hidden_size": 32}
 TRAIN_TIMEOUT_MS = 600_000  # a broken build's bound, never how long a run takes
 
 
-@pytest.fixture
-def queue(window: Any, store: Any) -> Iterator[Any]:
-    from core.jobs.queue import JobQueue
-
-    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2,
-                         listeners_factory=lambda _store: [])
-    window.queue = job_queue
-    job_queue.start()
-    yield job_queue
-    job_queue.stop()
 
 
 def make_fields(root: Path, n: int = 16, size: int = 64, seed: int = 0) -> Path:
@@ -112,19 +100,6 @@ def start_and_wait_queued(window: Any, qtbot: Any) -> int:
 def status(window: Any, job_id: int) -> str:
     row = window.jobs_page.model.job(job_id)
     return row.status if row is not None else ""
-
-
-def drop_on(widget: QWidget, path: Path) -> None:
-    """A real drag enter + drop of a local file onto ``widget`` (the canvas's viewport)."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    centre = widget.rect().center()
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted(), "the canvas refused the drag"
-    QApplication.sendEvent(widget, QDropEvent(QPointF(QPoint(centre)), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
 
 
 def test_the_drop_hint_is_never_drawn_over_an_image(qtbot: Any) -> None:
@@ -223,7 +198,7 @@ def test_transformers_segmentation_from_the_train_page_shows_its_mask_on_the_can
 
     qtbot.waitUntil(loaded, timeout=120_000)  # the first load starts the inference worker
     picture = sorted((data / "images").iterdir())[0]
-    drop_on(inference.canvas.viewport(), picture)
+    drop_path(inference.canvas.viewport(), picture)
     qtbot.waitUntil(lambda: inference.current == picture and picture in inference.raw, timeout=120_000)
     result = inference.raw[picture]
     assert result["task"] == "segment" and result["class_mask"]

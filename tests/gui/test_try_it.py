@@ -4,7 +4,6 @@ prediction on one of the sample's images."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,16 +11,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def queue(window: Any, store: Any) -> Iterator[Any]:
-    from core.jobs.queue import JobQueue
-
-    job_queue = JobQueue(store, on_event=window.job_events.emit_event, poll_interval=0.2,
-                         listeners_factory=lambda _store: [])
-    window.queue = job_queue
-    job_queue.start()
-    yield job_queue
-    job_queue.stop()
 
 
 def test_try_it_trains_on_the_sample_and_opens_the_inference_canvas(window: Any, store: Any, queue: Any,
