@@ -23,6 +23,7 @@ On CUDA (``device`` ``cuda…``) the same choice, placed for the GPU:
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -244,7 +245,7 @@ class _Batches:
 
 
 # -- the source the train loop uses ------------------------------------------------------------------
-class BatchSource:
+class BatchSource(ABC):
     """A job's training and validation batches: uint8 ``(B, 3, S, S)`` images and labels, on the device."""
 
     plan: Plan
@@ -253,19 +254,21 @@ class BatchSource:
     def steps_per_epoch(self, batch_size: int) -> int:
         return steps_per_epoch(self.train_count, batch_size)
 
+    @abstractmethod
     def where(self) -> str:
         """Where the images are held or decoded, in words (for the log line)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train_batches(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[Any, Any]]:
-        raise NotImplementedError
+        """One epoch's batches in ``epoch_order(seed, epoch, …)``."""
 
+    @abstractmethod
     def val_batches(self, batch_size: int) -> Iterator[tuple[Any, Any]]:
-        raise NotImplementedError
+        """The validation batches, in :meth:`val_items` order."""
 
+    @abstractmethod
     def val_items(self) -> list[Item]:
         """The validation images that decoded, in the order :meth:`val_batches` yields them."""
-        raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - only the stream holds processes
         """End loader processes (the stream's); a no-op for a cache."""

@@ -24,6 +24,8 @@ STATUS_COLOURS = {
 }
 ERROR_COLOUR = "#c0392b"
 WARNING_COLOUR = "#d68910"
+HINT_COLOUR = "palette(placeholder-text)"  # secondary text: hints, notes, "nothing here yet"
+HINT_STYLE = f"color: {HINT_COLOUR};"
 
 
 # Families Qt falls back from when a glyph is missing; the bundled Hangul font is substituted into

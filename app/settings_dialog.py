@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import ERROR_COLOUR, WARNING_COLOUR
+from app.look import ERROR_COLOUR, HINT_COLOUR, HINT_STYLE, WARNING_COLOUR
 from app.models.app_state import AppState
 from app.workers import TaskHandle, run_task
 from core import paths
@@ -107,7 +107,7 @@ class SettingsDialog(QDialog):
         general_form.addRow("", self.offline)
         general_form.addRow("Data folder", data_row)
         note = QLabel("A new data folder is used after restarting the app.")
-        note.setStyleSheet("color: palette(placeholder-text);")
+        note.setStyleSheet(HINT_STYLE)
         general_form.addRow("", note)
         general_form.addRow("Default device", self.device)
         general_form.addRow("Jobs at the same time", self.max_jobs)
@@ -135,7 +135,7 @@ class SettingsDialog(QDialog):
     def _load_credentials(self) -> None:
         """Where keys are kept, and the saved access key, read in a worker (a keyring may be slow)."""
         self.keyring_notice.setText("Looking for saved keys…")
-        self.keyring_notice.setStyleSheet("color: palette(placeholder-text);")
+        self.keyring_notice.setStyleSheet(HINT_STYLE)
         self._credentials_task = run_task(lambda _st: settings_service.credentials_status(), owner=self,
                                           title="Read storage keys", on_result=self._show_credentials)
 
@@ -143,8 +143,7 @@ class SettingsDialog(QDialog):
         self.keyring_notice.setText(status.backend_notice)
         # No keyring: the file fallback is a real compromise, so the notice stands out.
         no_keyring = status.backend_notice.startswith(NO_KEYRING_PREFIX)
-        self.keyring_notice.setStyleSheet(f"color: {WARNING_COLOUR};" if no_keyring else
-                                          "color: palette(placeholder-text);")
+        self.keyring_notice.setStyleSheet(f"color: {WARNING_COLOUR};" if no_keyring else HINT_STYLE)
         if status.access_key_id and not self.access_key.text():
             self.access_key.setText(status.access_key_id)
             self.secret.setPlaceholderText("stored (leave empty to keep)")
@@ -177,7 +176,7 @@ class SettingsDialog(QDialog):
         settings = self.settings_from_fields()
         access, secret = self.access_key.text().strip(), self.secret.text()
         self.test_button.setEnabled(False)
-        self._show_test("Connecting…", "palette(placeholder-text)")
+        self._show_test("Connecting…", HINT_COLOUR)
         self._test_task = run_task(
             lambda _st: settings_service.check_connection(settings, access, secret), owner=self,
             title="Test connection",

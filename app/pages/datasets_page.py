@@ -33,7 +33,16 @@ from PySide6.QtWidgets import (
 )
 
 from app import gc_policy
-from app.look import ERROR_COLOUR, WARNING_COLOUR, class_colour, format_bytes, format_count, icon, plural
+from app.look import (
+    ERROR_COLOUR,
+    HINT_STYLE,
+    WARNING_COLOUR,
+    class_colour,
+    format_bytes,
+    format_count,
+    icon,
+    plural,
+)
 from app.models.app_state import AppState, LoadedDataset
 from app.models.image_list import ImageListModel
 from app.widgets.common import Banner, BusyRow, EmptyState
@@ -130,7 +139,7 @@ class ImageBrowser(QWidget):
         following = QPushButton("Next")
         following.clicked.connect(self.show_next)
         hint = QLabel("Arrows: previous/next · +/−/0: zoom · drag: pan · Esc: back")
-        hint.setStyleSheet("color: palette(placeholder-text);")
+        hint.setStyleSheet(HINT_STYLE)
         viewer_bar = QHBoxLayout()
         viewer_bar.addWidget(back)
         viewer_bar.addWidget(self.viewer_title, 1)
@@ -385,7 +394,7 @@ class DatasetsPage(QWidget):
         health_layout = QVBoxLayout(health_page)
         health_layout.setContentsMargins(0, 4, 0, 0)
         hint = QLabel("Images with errors are skipped in training. Double-click a row to open the image.")
-        hint.setStyleSheet("color: palette(placeholder-text);")
+        hint.setStyleSheet(HINT_STYLE)
         health_layout.addWidget(hint)
         health_layout.addWidget(self.health, 1)
         self.health_page = health_page

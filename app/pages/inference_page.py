@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import icon
+from app.look import HINT_STYLE, icon
 from app.models.app_state import AppState
 from app.widgets.common import confirm_pickle_import
 from app.widgets.inference_canvas import DROP_HINT, InferenceCanvas
@@ -145,7 +145,7 @@ class InferencePage(QWidget):
         self.model_box.activated.connect(self._on_model_activated)
         self.model_status = QLabel("Pick a finished job's checkpoint or a checkpoint file.")
         self.model_status.setWordWrap(True)
-        self.model_status.setStyleSheet("color: palette(placeholder-text);")
+        self.model_status.setStyleSheet(HINT_STYLE)
         self.load_bar = QProgressBar()
         self.load_bar.setRange(0, 0)
         self.load_bar.setTextVisible(False)

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import gc_policy
-from app.look import STATUS_COLOURS, format_bytes, icon
+from app.look import HINT_STYLE, STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
 from app.models.chart_data import ChartData, fetch_updates, fetch_window, load_chart_data
 from app.models.jobs_table import COL_PROGRESS, JobIdRole, JobRow, JobsTableModel, ProgressDelegate
@@ -215,7 +215,7 @@ class JobsPage(QWidget):
         holder_layout.addWidget(self.charts_placeholder, 1)
         export_row = QHBoxLayout()
         self.chart_note = QLabel("")
-        self.chart_note.setStyleSheet("color: palette(placeholder-text);")
+        self.chart_note.setStyleSheet(HINT_STYLE)
         export_row.addWidget(self.chart_note, 1)
         self.export_png_button = QPushButton("Export PNG…")
         self.export_png_button.clicked.connect(self.export_png_dialog)

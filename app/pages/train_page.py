@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.helper_process import HelperService
-from app.look import ERROR_COLOUR, WARNING_COLOUR, format_bytes, icon
+from app.look import ERROR_COLOUR, HINT_COLOUR, HINT_STYLE, WARNING_COLOUR, format_bytes, icon
 from app.models.app_state import AppState, LoadedDataset
 from app.widgets.augment_preview import AugmentationOptions, AugmentPreview
 from app.widgets.common import Banner, confirm_pickle_import
@@ -94,7 +94,7 @@ class ModelPicker(QWidget):
         self.list.setMaximumHeight(150)
         self.status = QLabel()
         self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: palette(placeholder-text);")
+        self.status.setStyleSheet(HINT_STYLE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.search)
@@ -130,7 +130,7 @@ class TrainPage(QWidget):
         self.dataset_combo = QComboBox()
         self.dataset_combo.setToolTip(tips.get("dataset", ""))
         self.dataset_summary = QLabel()
-        self.dataset_summary.setStyleSheet("color: palette(placeholder-text);")
+        self.dataset_summary.setStyleSheet(HINT_STYLE)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("(automatic: <model> on <dataset>)")
         self.name_edit.setToolTip(tips.get("name", ""))
@@ -489,7 +489,7 @@ class TrainPage(QWidget):
         if self._pretrained_names is None:
             text = ("Whether pretrained weights for this model are on disk is not known until training starts; "
                     "nothing is downloaded. If they are missing, import a weights file or train from scratch.")
-            colour = "palette(placeholder-text)"
+            colour = HINT_COLOUR
         elif model in self._pretrained_names:
             text, colour = f"Pretrained weights for {model} are available offline.", "#2e9e4f"
         else:

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import ERROR_COLOUR
+from app.look import ERROR_COLOUR, HINT_STYLE
 from app.workers import ErrorInfo, TaskSlots, TaskState
 from core.augmentation import AUGMENTATION_PRESETS, PRESETS, option_kinds
 from core.services import ServiceError
@@ -118,7 +118,7 @@ class AugmentationOptions(QWidget):
         self._form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.empty = QLabel()
         self.empty.setWordWrap(True)
-        self.empty.setStyleSheet("color: palette(placeholder-text);")
+        self.empty.setStyleSheet(HINT_STYLE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QFormLayout()
@@ -239,7 +239,7 @@ class AugmentPreview(QWidget):
         super().__init__(parent)
         self.status = QLabel("Choose a dataset to preview its augmented training images.")
         self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: palette(placeholder-text);")
+        self.status.setStyleSheet(HINT_STYLE)
         self.shuffle = QPushButton("Other samples")
         self.shuffle.setToolTip("Draw other images with other random augmentations")
         self.shuffle.clicked.connect(self._reshuffle)
@@ -257,7 +257,7 @@ class AugmentPreview(QWidget):
             picture.setStyleSheet("background: palette(alternate-base); border-radius: 3px;")
             caption.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             caption.setFixedWidth(THUMB_SIDE)
-            caption.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+            caption.setStyleSheet(f"{HINT_STYLE} font-size: 11px;")
             cell = QVBoxLayout()
             cell.setSpacing(2)
             cell.addWidget(picture)

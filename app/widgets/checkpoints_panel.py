@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import format_bytes
+from app.look import HINT_STYLE, format_bytes
 from app.widgets.common import Banner
 from app.workers import ErrorInfo, TaskSlots
 from core.services import ServiceError
@@ -59,7 +59,7 @@ class CheckpointsPanel(QWidget):
         self.tasks = TaskSlots(self)  # "rows" (a new read replaces the old), "action" (upload/download)
         self.banner = Banner()
         self.empty = QLabel("No checkpoints yet: the first one is written at the end of the first epoch.")
-        self.empty.setStyleSheet("color: palette(placeholder-text);")
+        self.empty.setStyleSheet(HINT_STYLE)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().hide()

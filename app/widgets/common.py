@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import ERROR_COLOUR, WARNING_COLOUR
+from app.look import ERROR_COLOUR, HINT_STYLE, WARNING_COLOUR
 
 
 class EmptyState(QWidget):
@@ -42,7 +42,7 @@ class EmptyState(QWidget):
         self.text = QLabel(text)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text.setWordWrap(True)
-        self.text.setStyleSheet("color: palette(placeholder-text);")
+        self.text.setStyleSheet(HINT_STYLE)
         layout.addWidget(self.text)
         self.buttons = QHBoxLayout()
         self.buttons.addStretch(1)

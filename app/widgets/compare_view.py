@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import class_colour
+from app.look import HINT_STYLE, class_colour
 from app.models.chart_data import ChartData, SeriesKey, fetch_window, load_chart_data
 from app.workers import TaskSlots
 
@@ -57,7 +57,7 @@ class CompareView(QWidget):
         self.jobs: list[tuple[int, str]] = []
         self.data: dict[int, ChartData] = {}
         self.hint = QLabel("Select two or more jobs in the table (Ctrl-click or Shift-click) to compare them.")
-        self.hint.setStyleSheet("color: palette(placeholder-text);")
+        self.hint.setStyleSheet(HINT_STYLE)
         self.metric_box = QComboBox()
         self.metric_box.setMinimumWidth(220)
         self.metric_box.currentIndexChanged.connect(lambda _i: self.redraw())

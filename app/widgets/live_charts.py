@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from app.look import class_colour
+from app.look import HINT_STYLE, class_colour
 from app.models.chart_data import ChartData, SeriesKey
 from app.workers import TaskSlots
 
@@ -222,7 +222,7 @@ class LiveCharts(QWidget):
             grid.addWidget(panel, position // 2, position % 2)
             self.panels[panel_id] = panel
         self.hover = QLabel(" ")
-        self.hover.setStyleSheet("color: palette(placeholder-text);")
+        self.hover.setStyleSheet(HINT_STYLE)
         self.hover.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.look import HINT_STYLE
 from app.workers import TaskSlots
 from core.evaluation import ValPredictions
 from core.services import Store
@@ -72,7 +73,7 @@ class ResultsView(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.picture.setWordWrap(True)
         self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.picture.setStyleSheet("color: palette(placeholder-text);")
+        self.picture.setStyleSheet(HINT_STYLE)
         self._image: QImage | None = None
         self.confusion: ConfusionMatrixView | None = None  # built on first use (pyqtgraph plot inside)
         self._loaded_predictions: tuple[str, float] | None = None

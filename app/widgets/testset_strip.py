@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
+from app.look import HINT_STYLE
 from app.workers import TaskSlots
 from core.events import TEST_METRICS_KIND
 from core.services import jobs as job_service
@@ -68,7 +69,7 @@ class TestSetStrip(QFrame):
         layout.setContentsMargins(10, 4, 10, 4)
         self.title = QLabel("<b>Test set</b>")
         self.where = QLabel()
-        self.where.setStyleSheet("color: palette(placeholder-text);")
+        self.where.setStyleSheet(HINT_STYLE)
         self.numbers = QLabel()
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.title)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.look import format_bytes, icon, plural
+from app.look import HINT_STYLE, format_bytes, icon, plural
 from app.models.app_state import AppState
 from app.widgets.common import Banner, BusyRow, confirm_pickle_import
 from app.workers import ErrorInfo, TaskHandle, TaskSlots, TaskState, run_task
@@ -83,7 +83,7 @@ class WeightsView(QWidget):
         intro = QLabel("Pretrained weights on this computer. Jobs never download anything: a model's weights must "
                        "be here before it trains from pretrained weights.")
         intro.setWordWrap(True)
-        intro.setStyleSheet("color: palette(placeholder-text);")
+        intro.setStyleSheet(HINT_STYLE)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Name", "Size", "Location"])
         self.tree.setRootIsDecorated(True)

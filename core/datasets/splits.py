@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,23 +46,26 @@ class SplitResult:
 
     def class_counts(self, class_names: list[str]) -> dict[str, dict[str, int]]:
         """{class: {"train": images, "val": images[, "test": images]}} (an image counts once per class it carries)."""
-        names = [name for name, _ in self.sides()]
-        counts = {name: dict.fromkeys(names, 0) for name in class_names}
-        for split, records in self.sides():
-            for record in records:
-                for name in record.class_names():
-                    counts.setdefault(name, dict.fromkeys(names, 0))[split] += 1
-        return counts
+        return self._counts(class_names, lambda record: record.class_names(), extra_classes=True)
 
     def object_counts(self, class_names: list[str]) -> dict[str, dict[str, int]]:
         """Like :meth:`class_counts` but objects (grouped parts count once) instead of images."""
+        return self._counts(class_names, lambda record: [instance.label for instance in record.instances()],
+                            extra_classes=False)
+
+    def _counts(self, class_names: list[str], labels_of: Callable[[ImageRecord], list[str]], *,
+                extra_classes: bool) -> dict[str, dict[str, int]]:
+        """Per class and side, one count per label ``labels_of(record)`` gives; a label outside
+        ``class_names`` gets its own row when ``extra_classes``, else it is not counted."""
         names = [name for name, _ in self.sides()]
         counts = {name: dict.fromkeys(names, 0) for name in class_names}
         for split, records in self.sides():
             for record in records:
-                for instance in record.instances():
-                    if instance.label in counts:
-                        counts[instance.label][split] += 1
+                for label in labels_of(record):
+                    if extra_classes:
+                        counts.setdefault(label, dict.fromkeys(names, 0))
+                    if label in counts:
+                        counts[label][split] += 1
         return counts
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from tests.helpers.dialogs import answer_warnings
+
 
 class _Payload:
     def __init__(self, sentinel: Path) -> None:
@@ -28,14 +30,7 @@ def test_import_asks_before_trusting_a_pickle(window: Any, qtbot: Any, tmp_path:
     sentinel = tmp_path / "PWNED"
     evil = tmp_path / "yolo11n-evil.pt"
     torch.save({"model": _Payload(sentinel)}, evil)
-    asked: list[str] = []
-    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
-
-    def answer(_parent: Any, _title: str, text: str, *_args: Any) -> QMessageBox.StandardButton:
-        asked.append(text)
-        return answers[len(asked) - 1]
-
-    monkeypatch.setattr(QMessageBox, "warning", answer)
+    asked = answer_warnings(monkeypatch, QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
     page = window.train_page
     page.import_weights_file(str(evil))
     qtbot.waitUntil(lambda: len(asked) == 1, timeout=20_000)

@@ -18,6 +18,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from tests.helpers.dialogs import answer_warnings
 from tests.helpers.hub_server import COMMIT, REPO, HubHandler, hub_fixture  # noqa: F401 - the `hub` fixture
 
 TIMM_REPO = "timm/resnet18.a1_in1k"
@@ -130,14 +131,7 @@ def test_import_safetensors_and_a_pickle_only_with_consent(window: Any, qtbot: A
 
     pickle = tmp_path / "yolo11n-custom.pt"
     pickle.write_bytes(b"\x80\x04 a pickle-based file")
-    asked: list[str] = []
-    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
-
-    def answer(_parent: Any, _title: str, text: str, *_args: Any) -> QMessageBox.StandardButton:
-        asked.append(text)
-        return answers[len(asked) - 1]
-
-    monkeypatch.setattr(QMessageBox, "warning", answer)
+    asked = answer_warnings(monkeypatch, QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
     view.import_file(str(pickle))
     qtbot.waitUntil(lambda: len(asked) == 1, timeout=20_000)
     assert str(pickle) in asked[0] and "runs any code" in asked[0]
