@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import faults, paths
-from core.storage.errors import MAX_CHECKPOINT_BYTES, MAX_DATASET_BYTES, StorageError, check_size
+from core.storage.errors import MAX_CHECKPOINT_BYTES, StorageError, check_size
 from core.storage.r2url import make_r2_url, parse_r2_url
 
 if TYPE_CHECKING:
@@ -621,26 +621,3 @@ def download_checkpoint(
             raise StorageError("downloading needs the storage settings (endpoint, bucket)")
         client = client_from_settings(settings)
     return download_file(client, url_or_path, expected_sha256=expected_sha256, max_bytes=MAX_CHECKPOINT_BYTES)
-
-
-def download_dataset(
-    url: str,
-    dest: str | Path,
-    *,
-    client: Any | None = None,
-    settings: Settings | None = None,
-    expected_sha256: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """Download ``r2://…/dataset.zip`` (5 GB limit) and extract it safely into ``dest``.
-
-    ``progress(received, total)`` reports bytes; raising from it cancels (see :func:`download_file`)."""
-    from core.datasets.zipsafe import safe_extract
-
-    if client is None:
-        if settings is None:
-            raise StorageError("downloading needs the storage settings (endpoint, bucket)")
-        client = client_from_settings(settings)
-    archive = download_file(client, url, expected_sha256=expected_sha256, max_bytes=MAX_DATASET_BYTES,
-                            progress=progress)
-    return safe_extract(archive, Path(dest), max_total_bytes=MAX_DATASET_BYTES)

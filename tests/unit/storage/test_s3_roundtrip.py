@@ -15,13 +15,13 @@ from core.settings import Settings
 from core.storage import StorageError
 from core.storage.client import (
     download_checkpoint,
-    download_dataset,
     download_file,
     make_s3_client,
     objects_dir,
     upload_file,
 )
 from core.storage.credentials import get_credentials
+from core.storage.folders import fetch_dataset
 from tests.fixtures.s3server import SeaweedFS
 
 MiB = 1024 * 1024
@@ -131,6 +131,7 @@ def test_dataset_zip_download_and_safe_extract(s3_env: SeaweedFS, tmp_path: Path
         Body=buffer.getvalue(),
         Metadata={"sha256": _sha(buffer.getvalue())},
     )
-    dest = download_dataset(f"r2://{s3_env.bucket}/datasets/7/dataset.zip", tmp_path / "ds", client=_client(s3_env))
+    dest, downloaded = fetch_dataset(_client(s3_env), f"r2://{s3_env.bucket}/datasets/7/dataset.zip", tmp_path / "cache")
+    assert downloaded
     assert (dest / "images" / "cat" / "1.txt").read_text() == "meow"
     assert (dest / "images" / "dog" / "1.txt").read_text() == "woof"
