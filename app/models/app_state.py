@@ -28,6 +28,7 @@ class LoadedDataset:
     # is ~100 ms of Python the GUI thread must not spend.
     path_rows: dict[str, int] = field(default_factory=dict)
     has_predefined_split: bool = False
+    notices: list[str] = field(default_factory=list)  # e.g. an r2:// copy used offline, unchecked
 
     def __post_init__(self) -> None:
         # Built where the dataset is loaded (a worker thread): both walk every record.

@@ -77,11 +77,14 @@ def open_and_register(state: TaskState, store: Store, project_id: int, path: str
     """Worker body: (download,) index, health-check, then (only if all went well) register the dataset.
 
     Returns the loaded dataset and the fresh project overview for the sidebar."""
+    notices: list[str] = []
     with gc_policy.paused():
         opened = datasets_service.register_dataset(
             store, project_id, path, fmt, settings=settings, check=state.check, download_progress=download_progress,
-            progress=lambda text: state.progress(0, 0, text))
-    return _loaded(opened), project_overview(store)
+            progress=lambda text: state.progress(0, 0, text), notice=notices.append)
+    loaded = _loaded(opened)
+    loaded.notices = notices
+    return loaded, project_overview(store)
 
 
 def reopen(state: TaskState, info: DatasetInfo, fmt: str | None = None) -> LoadedDataset:
@@ -480,6 +483,8 @@ class DatasetsPage(QWidget):
         dataset, overview = answer
         self.state.set_overview(overview)
         self.state.set_dataset(dataset)
+        if dataset.notices:
+            self.banner.show_message(" ".join(dataset.notices), level="warning")
 
     def _on_add_failed(self, info: ErrorInfo, path: str) -> None:
         text, detail = _user_message(info, path)
@@ -489,7 +494,7 @@ class DatasetsPage(QWidget):
         """r2:// datasets: check the storage settings and keys (a file or keyring read) in a worker first."""
         settings = self.state.settings
         self.busy.start(f"Checking the storage settings for {url}…")
-        self._task = run_task(lambda _st: datasets_service.r2_download_problem(settings), owner=self,
+        self._task = run_task(lambda _st: datasets_service.r2_download_problem(settings, url), owner=self,
                               title="Check storage keys", on_result=lambda problem: self._after_r2_check(url, problem),
                               on_error=lambda info: self._r2_check_failed(info, url), on_cancelled=self.busy.stop)
 

@@ -4,8 +4,9 @@
 can overlap entries or lie about sizes. Here every entry name is validated before anything is
 written, symlinks are refused, declared sizes, entry counts and compression ratios are capped, and
 the actual decompressed bytes are counted while streaming. Everything lands in a staging folder
-next to ``dest`` that is renamed into place only when the whole archive passed; on any rejection
-the staging folder is removed, so nothing is ever left behind or written outside ``dest``.
+next to ``dest`` (``core.staging``) that is renamed into place only when the whole archive passed; on
+any rejection the staging folder is removed, so nothing is ever left behind or written outside
+``dest``. Staging folders of an extraction killed midway are swept by the next one into that folder.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import os
 import re
 import shutil
 import stat
-import uuid
 import zipfile
 from pathlib import Path
 
 from core.datasets.errors import DatasetError
+from core.staging import make_staging_dir, sweep_staging
 
 _CHUNK = 1024 * 1024
 # Ratio checks apply only to entries (and archives) big enough to matter: a small JSON of spaces can
@@ -87,7 +88,7 @@ def safe_extract(
     except (OSError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{zip_path}: not a readable zip archive ({exc})") from exc
 
-    staging = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging: Path | None = None
     try:
         with archive:
             infos = [i for i in archive.infolist() if not i.filename.startswith(_SKIPPED_PREFIXES)]
@@ -129,8 +130,8 @@ def safe_extract(
                 )
             _check_overlap(zip_path, [info for info, _ in planned if not info.is_dir()])
 
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            staging.mkdir()
+            sweep_staging(dest.parent)
+            staging = make_staging_dir(dest)
             staging_root = os.path.realpath(staging)
             written = 0
             for info, parts in planned:
@@ -158,9 +159,14 @@ def safe_extract(
                 dest.rmdir()
             os.replace(staging, dest)
     except DatasetError:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(staging)
         raise
     except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError) as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(staging)
         raise DatasetError(f"{zip_path}: extraction failed ({exc})") from exc
     return dest
+
+
+def _discard(staging: Path | None) -> None:
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)

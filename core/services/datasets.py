@@ -8,6 +8,7 @@ registration. The work is long for big datasets: callers run it in a worker thre
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ R2_SCHEME = "r2://"
 Progress = Callable[[str], None]
 Check = Callable[[], None]
 ByteProgress = Callable[[int, int], None]
+Notice = Callable[[str], None]  # a sentence for the user (a warning)
 
 
 @dataclass
@@ -98,11 +100,13 @@ def reopen_dataset(info: DatasetInfo, fmt: str | None = None, *, progress: Progr
 # -- registering ----------------------------------------------------------------------------------
 def register_dataset(store: Store, project_id: int, path: str | Path, fmt: str = "auto", *,
                      settings: Settings | None = None, name: str | None = None, progress: Progress | None = None,
-                     check: Check | None = None, download_progress: ByteProgress | None = None) -> OpenedDataset:
+                     check: Check | None = None, download_progress: ByteProgress | None = None,
+                     notice: Notice | None = None) -> OpenedDataset:
     """Index, health-check and register a folder, .zip or ``r2://`` URL in a project.
 
     An r2:// dataset is downloaded into the cache first (needs ``settings``: endpoint, bucket, offline
-    mode). Registering the same path twice refreshes its row. Nothing is written when reading fails.
+    mode; ``notice`` hears when a cached copy is used unchecked). Registering the same path twice
+    refreshes its row. Nothing is written when reading fails.
     """
     _require_project(store, project_id)
     text = str(path).strip()
@@ -112,7 +116,7 @@ def register_dataset(store: Store, project_id: int, path: str | Path, fmt: str =
         if settings is None:
             raise ServiceError(f"Downloading {text} needs the storage settings (endpoint, bucket).")
         source_url = text
-        local, downloaded_now = fetch_r2_dataset(text, settings, progress=download_progress)
+        local, downloaded_now = fetch_r2_dataset(text, settings, progress=download_progress, notice=notice)
         text = str(local)
     elif not Path(text).exists():
         raise ServiceError(f"{text}: no such file or folder; give a dataset folder, .zip, data.yaml or r2:// URL.")
@@ -128,11 +132,15 @@ def register_dataset(store: Store, project_id: int, path: str | Path, fmt: str =
     return opened
 
 
-def r2_download_problem(settings: Settings) -> str | None:
-    """Why an r2:// dataset cannot be downloaded now (a sentence with the fix), or None."""
+def r2_download_problem(settings: Settings, url: str | None = None) -> str | None:
+    """Why an r2:// dataset cannot be downloaded now (a sentence with the fix), or None. With ``url``,
+    offline mode is no reason when a complete copy of it is cached (:func:`fetch_r2_dataset` uses it)."""
     from core.storage.credentials import get_credentials
+    from core.storage.folders import cached_dataset
 
     if settings.offline_mode:
+        if url is not None and cached_dataset(url, download_dir()) is not None:
+            return None
         return "Offline mode is on, so nothing is downloaded. Turn it off in Settings to download r2:// datasets."
     if get_credentials() is None or not settings.r2_endpoint_url:
         return "Downloading r2:// datasets needs the storage endpoint and keys: add them in Settings → Storage."
@@ -150,24 +158,52 @@ def download_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress 
     return fetch_r2_dataset(url, settings, progress=progress)[0]
 
 
-def fetch_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress | None = None) -> tuple[Path, bool]:
+def fetch_r2_dataset(url: str, settings: Settings, *, progress: ByteProgress | None = None,
+                     notice: Notice | None = None) -> tuple[Path, bool]:
     """Download (a ``.zip``, safely extracted, or every object under a folder prefix) into the one
     download cache the app and ``train job.yaml`` share; returns (the dataset folder, downloaded now).
 
     An unchanged dataset already in the cache is reused without a transfer. ``progress(received,
     total)`` may raise to cancel (Ctrl+C, the GUI's Cancel): nothing partial stays in the cache.
+    With offline mode on, or the endpoint unreachable (no connection; an error it answers is no
+    reason), the copy the last complete download of ``url`` left is used without asking the bucket,
+    and ``notice`` (default: a logged warning) says so, since it may be out of date; without such a
+    copy, ServiceError.
     """
+    notice = notice or _log_warning
+    if settings.offline_mode:
+        return _cached_copy(url, "Offline mode is on", str(r2_download_problem(settings)), notice), False
     problem = r2_download_problem(settings)
     if problem is not None:
         raise ServiceError(problem)
     from core.storage.client import client_from_settings
     from core.storage.errors import StorageError
-    from core.storage.folders import fetch_dataset
+    from core.storage.folders import EndpointUnreachable, fetch_dataset
 
     try:
         return fetch_dataset(client_from_settings(settings), url, download_dir(), progress=progress)
+    except EndpointUnreachable as exc:
+        reason = f"The storage endpoint {settings.r2_endpoint_url} is unreachable"
+        return _cached_copy(url, reason, f"could not download the dataset {url}: {exc}.", notice), False
     except (StorageError, ValueError) as exc:
         raise ServiceError(f"could not download the dataset {url}: {exc}") from None
+
+
+def _cached_copy(url: str, reason: str, failure: str, notice: Notice) -> Path:
+    """The copy of ``url`` in the download cache, used without the bucket because of ``reason`` (said
+    through ``notice``); ServiceError(``failure``) when there is none."""
+    from core.storage.folders import cached_dataset
+
+    local = cached_dataset(url, download_dir())
+    if local is None:
+        raise ServiceError(f"{failure} No complete copy of {url} is in the download cache ({download_dir()}).")
+    notice(f"{reason}: using the copy of {url} cached in {local} (not checked against the bucket: "
+           "it may be out of date).")
+    return local
+
+
+def _log_warning(text: str) -> None:
+    logging.getLogger(__name__).warning("%s", text)
 
 
 def _remove_download(local: Path) -> None:

@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import faults, paths
+from core.staging import make_staging_file, sweep_staging
 from core.storage.errors import MAX_CHECKPOINT_BYTES, StorageError, check_size
 from core.storage.r2url import make_r2_url, parse_r2_url
 
@@ -540,6 +540,7 @@ def download_file(
         if hit is not None:
             return hit
     folder = objects_dir()
+    sweep_staging(folder)  # what a download killed midway left
     tmp, actual = download_verified(client, url, remote, folder, expected_sha256=wanted, max_bytes=max_bytes,
                                     progress=progress)
     return place(tmp, folder / actual)
@@ -569,8 +570,7 @@ def download_verified(
     (``expected_sha256``) and, for an object without one, a single-part MD5 ETag. On any failure,
     ``progress`` raising included (a cancel), the temp file is removed and the error raised."""
     bucket, key = parse_r2_url(url)
-    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=folder)
-    tmp = Path(tmp_name)
+    fd, tmp = make_staging_file(folder, "object")
     try:
         digest, md5 = hashlib.sha256(), hashlib.md5()
         received = 0

@@ -6,25 +6,37 @@ prefix: ``checkpoints/projects/{project}/jobs/{job}/best/config.json`` …), so 
 and skips what the bucket already holds exactly as a single file does. Downloading lists the prefix,
 fetches every object verified (size, sha256 metadata or MD5 ETag) into a hidden staging folder beside
 the target and renames it into place at the end: an interrupted or cancelled download (Ctrl+C, the
-GUI's Cancel) never leaves a folder that looks complete, and a complete one is reused.
+GUI's Cancel) never leaves a folder that looks complete, and a complete one is reused. Staging folders a
+killed process left behind are swept when the cache is next used (``core.staging``).
+
+A dataset's cache entry is named by what the bucket holds, which only the bucket can tell; so each
+complete download also records, last, which entry holds the URL (``.sources/``). Offline (or with the
+endpoint unreachable) that record finds the copy without asking the bucket: :func:`cached_dataset`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from core.staging import make_staging_dir, sweep_staging
 from core.storage.errors import MAX_DATASET_BYTES, StorageError, check_size
 from core.storage.r2url import make_r2_url, parse_r2_url
 
 ByteProgress = Callable[[int, int], None]
 ARCHIVE_SUFFIX = ".zip"
 DATASET_FOLDER_PREFIX = "r2-"  # cached datasets: <cache>/downloads/r2-<identity>/
+SOURCES_FOLDER = ".sources"  # <cache>/downloads/.sources/<hash of the URL>.json: its last complete download
+
+
+class EndpointUnreachable(StorageError):
+    """The storage endpoint could not be reached (no connection, timed out): not an answer from it."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,7 @@ def download_prefix(client: Any, url: str, dest: Path, *, max_bytes: int,
         raise StorageError(f"{url}: no objects under this prefix", retryable=False)
     total = sum(entry.size for entry in entries)
     check_size(url, total, max_bytes, "the folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    staging = make_staging_dir(dest)
     try:
         done = 0
         for entry in entries:
@@ -153,6 +164,7 @@ def download_checkpoint_folder(client: Any, url: str, *, main_file: str | None =
 
     With the sha256 of its ``main_file`` (the file its row names) the copy is found without asking the
     bucket, and that file is checked against it; without, the copy is named by what the bucket lists."""
+    sweep_staging(checkpoints_cache())
     if main_file and main_sha256:
         hit = cached_checkpoint_file(main_sha256, main_file)
         if hit is not None:
@@ -192,14 +204,69 @@ def remote_folder_cache(client: Any, url: str, cache_root: Path) -> Path:
 def fetch_dataset(client: Any, url: str, cache_root: Path, *, progress: ByteProgress | None = None) -> tuple[Path, bool]:
     """The dataset at ``url`` (a ``.zip``, extracted safely, or a folder prefix) in the cache; returns
     (its folder, whether it was downloaded now). A dataset already cached is reused (no transfer);
-    a download that fails or is cancelled leaves nothing in the cache."""
+    a download that fails or is cancelled leaves nothing in the cache. A connection that fails (no
+    answer from the endpoint) raises :class:`EndpointUnreachable`."""
     cache_root.mkdir(parents=True, exist_ok=True)
-    target = remote_folder_cache(client, url, cache_root)
-    if target.is_dir():
-        return target, False
-    if parse_r2_url(url)[1].lower().endswith(ARCHIVE_SUFFIX):
-        return _fetch_archive(client, url, target, progress), True
-    return download_prefix(client, url, target, max_bytes=MAX_DATASET_BYTES, progress=progress), True
+    sweep_staging(cache_root)
+    with _unreachable_as_error(url):
+        target = remote_folder_cache(client, url, cache_root)
+        downloaded = not target.is_dir()
+        if downloaded and parse_r2_url(url)[1].lower().endswith(ARCHIVE_SUFFIX):
+            _fetch_archive(client, url, target, progress)
+        elif downloaded:
+            download_prefix(client, url, target, max_bytes=MAX_DATASET_BYTES, progress=progress)
+    _record_source(cache_root, url, target)
+    return target, downloaded
+
+
+def cached_dataset(url: str, cache_root: Path) -> Path | None:
+    """The folder the last complete download of ``url`` left in the cache, found without the bucket
+    (it may be out of date); None when none is there."""
+    try:
+        record = json.loads(_source_record(cache_root, url).read_text(encoding="utf-8"))
+        name = str(record["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    folder = cache_root / name
+    safe = name.startswith(DATASET_FOLDER_PREFIX) and Path(name).name == name
+    return folder if safe and folder.is_dir() else None
+
+
+def _source_record(cache_root: Path, url: str) -> Path:
+    bucket, key = parse_r2_url(url)
+    if not key.lower().endswith(ARCHIVE_SUFFIX):
+        key = key.rstrip("/") + "/"  # a folder with or without its trailing slash
+    return cache_root / SOURCES_FOLDER / f"{hashlib.sha256(make_r2_url(bucket, key).encode()).hexdigest()[:24]}.json"
+
+
+def _record_source(cache_root: Path, url: str, folder: Path) -> None:
+    """Remember that ``folder`` (complete: renamed into place) holds ``url`` now; written last."""
+    from core.files import atomic_write_bytes
+
+    if cached_dataset(url, cache_root) == folder:
+        return
+    record = {"url": url, "folder": folder.name}
+    atomic_write_bytes(_source_record(cache_root, url), json.dumps(record).encode())
+
+
+@contextmanager
+def _unreachable_as_error(url: str) -> Iterator[None]:
+    """botocore's connection failures (refused, timed out, dropped) as :class:`EndpointUnreachable`; an
+    error the endpoint answers (denied, not found, 5xx) stays what it is."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_connection_failure(exc):
+            raise EndpointUnreachable(f"{url}: the storage endpoint is unreachable ({exc})") from exc
+        raise
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    from botocore import exceptions
+
+    failures = (exceptions.ConnectionError, exceptions.ReadTimeoutError, exceptions.ConnectionClosedError,
+                exceptions.ResponseStreamingError)  # the last: the connection dropped mid-download
+    return isinstance(exc, failures)
 
 
 def _fetch_archive(client: Any, url: str, target: Path, progress: ByteProgress | None) -> Path:
@@ -207,7 +274,7 @@ def _fetch_archive(client: Any, url: str, target: Path, progress: ByteProgress |
     from core.storage.client import download_file
 
     archive = download_file(client, url, max_bytes=MAX_DATASET_BYTES, progress=progress)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    staging = make_staging_dir(target)
     try:
         safe_extract(archive, staging / "dataset", max_total_bytes=MAX_DATASET_BYTES)
         return _move_into_place(staging / "dataset", target)

@@ -141,6 +141,38 @@ def test_train_refuses_clearly_when_offline_mode_is_on(r2_env: SeaweedFS, tmp_pa
     assert job_store.list_jobs(open_store()) == []
 
 
+def test_train_offline_uses_the_cached_copy_and_says_so(r2_env: SeaweedFS, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       run_cli: Callable[..., CliResult]) -> None:
+    """Downloaded once, then offline: ``train`` uses the cached copy without a transfer and warns on
+    stderr. Stopped after the dataset step: no worker, no training."""
+    upload_folder(r2_env, make_imagefolder(tmp_path / "colours", per_class=2, size=16), PREFIX)
+    url = f"r2://{r2_env.bucket}/{PREFIX}"
+    local, _ = datasets_service.fetch_r2_dataset(url, Settings.load(open_store()))
+    assert run_cli("settings", "set", "offline_mode", "true").code == 0
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"dataset": url, "model": "test_resnet"}))
+    judged: list[Any] = []
+
+    def stop_after_the_dataset(config: Any, **_kwargs: Any) -> list[Any]:
+        from core.jobs.preflight import Problem
+
+        judged.append(config)
+        return [Problem("error", "stopped by the test")]
+
+    import core.cli
+    import core.jobs.preflight
+
+    monkeypatch.setattr(core.cli.StandbyWorker, "start", classmethod(lambda _cls, *_args: None))
+    monkeypatch.setattr(core.jobs.preflight, "preflight", stop_after_the_dataset)
+    assert run_cli("settings", "set", "tracking_enabled", "false").code == 0
+    result = run_cli("train", str(job))
+    assert result.code == 2 and f"dataset {url}: cached in {local}" in result.out
+    assert f"warning: Offline mode is on: using the copy of {url} cached in {local}" in result.err
+    assert [config.dataset for config in judged] == [str(local)]
+    assert job_store.list_jobs(open_store()) == []
+
+
 def test_ctrl_c_during_the_download_queues_nothing_and_keeps_nothing(
         r2_env: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]) -> None:
     upload_folder(r2_env, make_imagefolder(tmp_path / "colours", per_class=4, size=16), PREFIX)

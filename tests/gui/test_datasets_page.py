@@ -287,3 +287,13 @@ def test_r2_dataset_downloads_with_progress_and_cancel_leaves_nothing(
     assert window.state.dataset.index.format == "dice"
     assert _dataset_rows(store) == 1
     assert any(done == total for done, total, text in seen if text.startswith("Downloading"))
+
+    # Offline now: the complete cached copy opens without a transfer, and the banner says it is unchecked.
+    settings.offline_mode = True
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=10_000)
+    seen.clear()
+    page.add_dataset_path(url)
+    qtbot.waitUntil(lambda: "Offline mode is on" in page.banner.text(), timeout=60_000)
+    assert url in page.banner.text() and "out of date" in page.banner.text()
+    assert not [text for _done, _total, text in seen if text.startswith("Downloading")]
+    assert len(window.state.dataset.index.images) == 6 and _dataset_rows(store) == 1
