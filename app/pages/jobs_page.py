@@ -1,8 +1,9 @@
 """Jobs page: the project's jobs with live charts, log, checkpoints, results and run comparison.
 
 The table reads the store in a worker thread, never all at once on the GUI thread: the first page of
-rows in the view's order (sorted by SQLite), then, once that page is painted, the rest in chunks
-that are inserted one per event-loop turn; afterwards, every second while visible and soon after
+rows in the view's order (sorted by SQLite), then, once that page is painted (alone) and the job's
+tabs and charts after it (one a step, ``_hold_paint``), the rest in chunks that are inserted one per
+event-loop turn; afterwards, every second while visible and soon after
 job events, only what changed (new jobs, unfinished jobs, jobs whose uploads moved;
 ``job_service.job_changes``). The status counts come from SQL. Metric events of the selected job
 go straight into the charts' buffers; selecting a job reloads its whole history from SQLite, so
@@ -84,6 +85,10 @@ FIRST_PAINT_WAIT_S = 1.0  # the rest of the rows is read once the first page is 
 CHUNK_YIELD_S = 0.005
 FOLLOW_MS = 500  # a running job's new points are read from the store this often (whoever runs it)
 EVENT_REFRESH_DELAY_MS = 150  # several events in a burst cause one refresh
+# After the list's first paint, the job's tabs and then each chart paint this far apart: a chart's
+# first paint measures its tick labels and lays the plot out again (a second paint, a turn or two
+# later); a zero timer let two or three of them and those second paints share one turn.
+PAINT_STEP_MS = 25
 STOPPABLE = ACTIVE_STATES
 RESUMABLE = RESUMABLE_STATES
 
@@ -92,9 +97,10 @@ def _read_all_rows(state: TaskState, store: Any, project_id: int | None, order: 
                    first_shown: threading.Event) -> ListMarks:
     """Every job in ``order``, handed over page by page (``state.partial``): the first page is small.
 
-    The rest waits until the first page is on screen (``first_shown``): read meanwhile, it held the
-    GIL while the GUI thread painted, and each of the paint's Python calls waited for it (up to the
-    5 ms switch interval): 2-3× the GUI thread's own time to the first rows (bench_long_runs.py).
+    The rest waits until the first page is on screen, and the job's tabs and charts after it
+    (``first_shown``): read meanwhile, it held the GIL while the GUI thread painted, and each of the
+    paint's Python calls waited for it (up to the 5 ms switch interval): 2-3× the GUI thread's own
+    time to the first rows (bench_long_runs.py).
     """
     marks = job_service.list_marks(store, project_id)
     offset, size = 0, FIRST_PAGE_ROWS
@@ -134,7 +140,9 @@ class JobsPage(QWidget):
         self._mlflow: Any = None  # the `mlflow ui` process this page started
         self._marks: ListMarks | None = None  # set once every row is read: later reads bring changes only
         self._chunks: deque[list[JobRow]] = deque()  # read, not yet in the model
-        self._first_shown = threading.Event()  # set once a read's first page is painted: the rest follows
+        # Set once a read's first page is painted, and the job's part after it: the rest of the rows follows.
+        self._first_shown = threading.Event()
+        self._painting_for: threading.Event | None = None  # the read whose first page the held widgets follow
         self._shown_counts: dict[str, int] | None = None
         self._wanted: set[int] = set()  # selected before a reload, selected again by id as rows arrive
         self._wanted_current: int | None = None
@@ -142,6 +150,11 @@ class JobsPage(QWidget):
         self._insert_timer = QTimer(self)
         self._insert_timer.setInterval(0)
         self._insert_timer.timeout.connect(self._insert_chunk)
+        # The job's part paints after the list, one widget per event-loop turn (``_hold_paint``).
+        self._paint_queue: deque[QWidget] = deque()
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setInterval(PAINT_STEP_MS)
+        self._paint_timer.timeout.connect(self._paint_next)
         self.model.sort_requested.connect(lambda _order: self.reload())
         self._build()
         self.timer = QTimer(self)
@@ -291,9 +304,7 @@ class JobsPage(QWidget):
     def showEvent(self, event: Any) -> None:  # refresh only while visible
         super().showEvent(event)
         if not self._first_shown.is_set():
-            # The job's tabs (four charts: the costliest paint) paint one turn after the list, so the
-            # window never holds both paints in one stall.
-            self.tabs.setUpdatesEnabled(False)
+            self._hold_paint([self.tabs, *self._chart_panels()])
         self.refresh()
         self.timer.start()
         self._follow.start()
@@ -320,6 +331,7 @@ class JobsPage(QWidget):
         layout = self.charts_holder.layout()
         assert isinstance(layout, QVBoxLayout)
         self.charts_placeholder.hide()
+        self._hold_paint(self._chart_panels())  # built while the page shows: one chart a turn too
         layout.insertWidget(0, self.charts, 1)
         self.compare = CompareView(self.state)
         compare_layout = self.compare_holder.layout()
@@ -331,6 +343,31 @@ class JobsPage(QWidget):
         gc_policy.freeze_long_lived()
         self._load_charts(self.current_job_id())
         self._on_tab()
+        if self._first_shown.is_set():
+            self._paint_timer.start()
+
+    def _chart_panels(self) -> list[QWidget]:
+        return list(self.charts.panels.values()) if self.charts is not None else []
+
+    def _hold_paint(self, widgets: list[QWidget]) -> None:
+        """Hold back the paint of ``widgets`` until the list's first paint, then let them paint one per
+        event-loop turn (``_paint_next``): the job's tabs, then each chart (3-8 ms of pyqtgraph each).
+        Painted in one turn with the list, they held the window 75-85 ms (bench_long_runs.py).
+        Each is held explicitly, so the tabs' paint leaves the charts inside them held."""
+        for widget in widgets:
+            widget.setUpdatesEnabled(False)
+        held = dict.fromkeys([*self._paint_queue, *widgets])  # each once
+        # The tabs first: the charts are inside them and cannot paint before they do.
+        self._paint_queue = deque(sorted(held, key=lambda widget: widget is not self.tabs))
+
+    def _paint_next(self) -> None:
+        if self._paint_queue:
+            self._paint_queue.popleft().setUpdatesEnabled(True)
+            return
+        self._paint_timer.stop()
+        if self._painting_for is not None:
+            self._painting_for.set()  # everything painted: the rest of the rows is read now
+            self._painting_for = None
 
     def refresh(self) -> None:
         """Bring the table up to date: every row the first time, then only what changed."""
@@ -385,7 +422,9 @@ class JobsPage(QWidget):
             self._reselect()
         elif self._marks is not None:  # everything read and shown
             self._insert_timer.stop()
-            self.tabs.setUpdatesEnabled(True)  # no job to paint first (an empty project): the tabs now
+            if not self.model.rowCount():  # no list to paint first (an empty project): the tabs now
+                self._painting_for = self._first_shown
+                self._paint_timer.start()
             self._wanted, self._wanted_current = set(), None
             self._update_actions()
         else:
@@ -411,8 +450,8 @@ class JobsPage(QWidget):
         return False
 
     def _first_page_shown(self) -> None:
-        self._first_shown.set()
-        self.tabs.setUpdatesEnabled(True)
+        self._painting_for = self._first_shown
+        self._paint_timer.start()
         self._select_newest_if_none()
 
     def _select_newest_if_none(self) -> None:

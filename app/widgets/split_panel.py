@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -35,28 +36,41 @@ from core.services import datasets as datasets_service
 
 CHART_MODULE = "app.widgets.class_chart"
 _chart_import: TaskHandle | None = None
+_chart_waiters: list[Callable[..., None]] = []
 
 
 def preload_chart_library(on_done: Callable[..., None] | None = None) -> None:
     """Import pyqtgraph (about 1 s here) in a worker thread, never on the GUI thread.
 
     The main window calls this once it is ready, long before a user opens a dataset; a chart asked
-    for earlier appears when the import finished.
+    for earlier appears when the import finished. Callers waiting meanwhile are kept in a list the
+    import's own result handler calls: connected to the task's signal instead, a caller that came
+    after the worker emitted its result (queued, not yet delivered) was never called.
     """
     global _chart_import
-    if CHART_MODULE in sys.modules and (_chart_import is None or _chart_import.done):
+    if _chart_import is None and CHART_MODULE in sys.modules or _chart_import is not None and _chart_import.done:
         if on_done is not None:
             on_done()
         return
+    if on_done is not None:
+        _chart_waiters.append(on_done)
     if _chart_import is None:
         application = QCoreApplication.instance()
         assert application is not None, "charts load inside the running app"
         # The import serves every panel for the life of the app: the application owns it.
         _chart_import = run_task(lambda _st: importlib.import_module(CHART_MODULE), title="Load charts",
-                                 owner=application)
-    if on_done is not None:
-        # Connected as given (a bound method): Qt drops it if the panel is destroyed first.
-        _chart_import.signals.result.connect(on_done)
+                                 on_result=lambda _module: _chart_imported(), owner=application)
+
+
+def _chart_imported() -> None:
+    assert _chart_import is not None
+    _chart_import.done = True  # set before the waiters run: one that asks again is answered at once
+    waiters = list(_chart_waiters)
+    _chart_waiters.clear()
+    for waiter in waiters:
+        owner = getattr(waiter, "__self__", None)
+        if not isinstance(owner, QObject) or shiboken6.isValid(owner):  # a panel deleted meanwhile is skipped
+            waiter()
 
 
 def chart_library_loaded() -> bool:
