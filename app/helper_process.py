@@ -11,18 +11,22 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
-from core.frameworks import CatalogError, parse_helper_output
-from core.launch import child_env, subcommand
+# core.frameworks and core.launch (pydantic, psutil, platformdirs: ~0.2 s of imports) load with the first
+# helper call: the main window imports this module, and its first paint waits for everything it imports.
 
 
 def helper_command(*args: str) -> tuple[str, list[str]]:
     """Program and arguments for a ``vision-platform`` sub-command, as QProcess takes them."""
+    from core.launch import subcommand
+
     program, *arguments = subcommand(*args)
     return program, arguments
 
 
 def helper_environment() -> QProcessEnvironment:
     """Every child's environment (offline, no telemetry, our packages importable from any folder)."""
+    from core.launch import child_env
+
     env = QProcessEnvironment()
     for name, value in child_env().items():
         env.insert(name, value)
@@ -55,6 +59,8 @@ class HelperCall(QObject):
     def _on_finished(self, exit_code: int, _status: QProcess.ExitStatus) -> None:
         stdout = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", errors="replace")
         stderr = bytes(self.process.readAllStandardError().data()).decode("utf-8", errors="replace")
+        from core.frameworks import CatalogError, parse_helper_output
+
         if exit_code == 0:
             try:
                 payload = parse_helper_output(stdout)

@@ -6,6 +6,7 @@ framework (GPU detection and model lists come from helper processes once the win
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
+from app import gc_policy
 from app.look import APP_NAME, ORG_NAME, icon, register_bundled_fonts
 
 if TYPE_CHECKING:
@@ -59,10 +61,19 @@ def main(argv: list[str]) -> int:
 
     from PySide6.QtCore import QTimer
 
-    from app.main_window import MainWindow
-    from app.workers import ErrorInfo, run_task, task_pool
+    # No garbage collection until the pages are built: start-up allocates modules, classes and widgets
+    # that live for the session; the collections their imports triggered freed nothing and cost about
+    # a tenth of the start (bench/bench_gui.py). Building the pages ends it and freezes them (gc_policy).
+    startup = contextlib.ExitStack()
+    startup.enter_context(gc_policy.paused())
+    try:
+        from app.main_window import MainWindow
+        from app.workers import ErrorInfo, run_task, task_pool
 
-    window = MainWindow()
+        window = MainWindow()
+    except BaseException:
+        startup.close()
+        raise
     started: dict[str, object] = {}
 
     def read_projects(_state: object) -> tuple[Store, Settings, ProjectOverview]:
@@ -78,7 +89,7 @@ def main(argv: list[str]) -> int:
         store = open_data_store(accept_recovery=True)
         return store, load_settings(store), project_overview(store)
 
-    def attach(opened: tuple[Store, Settings, ProjectOverview]) -> None:
+    def open_pages(opened: tuple[Store, Settings, ProjectOverview]) -> None:
         from core.jobs.queue import JobQueue
         from core.services.settings import recovery_message
 
@@ -99,6 +110,12 @@ def main(argv: list[str]) -> int:
         started["queue"] = queue
         finish_leftover_work(store)
 
+    def attach(opened: tuple[Store, Settings, ProjectOverview]) -> None:
+        try:
+            open_pages(opened)
+        finally:
+            startup.close()
+
     def finish_leftover_work(store: Store) -> None:
         # What an earlier run left unfinished (MLflow runs left RUNNING, pending uploads), in the background.
         from core.services.settings import finish_leftover_work as finish
@@ -107,6 +124,7 @@ def main(argv: list[str]) -> int:
                                         on_result=lambda done: window.statusBar().showMessage(done.summary(), 15000))
 
     def failed(info: ErrorInfo) -> None:
+        startup.close()
         window.show_start_error(f"Your projects could not be opened: {info.message}", info.detail)
 
     def open_projects() -> None:
@@ -123,6 +141,7 @@ def main(argv: list[str]) -> int:
     try:
         return app.exec()
     finally:
+        startup.close()
         queue = started.get("queue")
         if queue is not None:
             queue.stop()  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """GUI benchmarks: cold start to first paint, and opening a 20,000-image dataset.
 
-    .venv/bin/python bench/bench_gui.py [--runs 5] [--images 20000] [--keep-dataset DIR]
+    .venv/bin/python bench/bench_gui.py [--runs 5] [--images 20000] [--keep-dataset DIR] [--baseline DIR]
 
 1. Cold start: a fresh Python process per run, from process start to the first paint event of the
    main window, for ``app.main.main`` and for a bare QMainWindow + pyqtgraph PlotWidget, alternated in
@@ -8,6 +8,11 @@
 2. 20k dataset: opening a generated DICE dataset in the real window (offscreen): time until the
    index is shown and until the first thumbnails are painted, while a 10 ms QTimer probe records the
    longest gap of the GUI event loop (a stall), including a scroll through the grid.
+
+``--baseline DIR``: another checkout of the app (``git archive COMMIT | tar -x -C DIR``) measured in
+the same run, alternating with this one: its cold start after each of ours (its own data folder, its
+own modules: the children run with DIR as working directory and PYTHONPATH), and its own
+bench_gui.py's dataset open before ours (same dataset folder).
 """
 
 from __future__ import annotations
@@ -84,9 +89,9 @@ main([])
 """
 
 
-def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
+def _run_child(code: str, env: dict[str, str], root: Path = ROOT) -> dict[str, Any]:
     t_spawn = time.time()
-    result = subprocess.run([sys.executable, "-c", code % {"ml": ML_MODULES}, str(t_spawn)], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-c", code % {"ml": ML_MODULES}, str(t_spawn)], cwd=root, env=env,
                             capture_output=True, text=True, timeout=120)
     for line in result.stdout.splitlines():
         if line.startswith("{"):
@@ -94,14 +99,22 @@ def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
     raise RuntimeError(f"child printed no timing (rc {result.returncode}):\n{result.stderr[-2000:]}")
 
 
-def bench_cold_start(runs: int) -> dict[str, Any]:
-    home = tempfile.mkdtemp(prefix="vp-bench-home-")
-    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"), VP_HOME=home,
-               PYTHONPATH=str(ROOT))
+def _child_env(root: Path) -> dict[str, str]:
+    return dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+                VP_HOME=tempfile.mkdtemp(prefix="vp-bench-home-"), PYTHONPATH=str(root))
+
+
+def bench_cold_start(runs: int, baseline: Path | None = None) -> dict[str, Any]:
+    env = _child_env(ROOT)
     _run_child(APP, env)  # first start creates and migrates the database: not a typical start
+    base_env = _child_env(baseline) if baseline else {}
+    if baseline:
+        _run_child(APP, base_env, baseline)
     bare: list[float] = []
     app: list[float] = []
     ready: list[float] = []
+    base_app: list[float] = []
+    base_ready: list[float] = []
     ml_seen: set[str] = set()
     for _ in range(runs):
         bare.append(_run_child(BARE, env)["first_paint_s"])
@@ -109,7 +122,24 @@ def bench_cold_start(runs: int) -> dict[str, Any]:
         app.append(result["first_paint_s"])
         ready.append(result["ready_s"])
         ml_seen.update(result["ml_modules"] + result["ml_modules_ready"])
-    return {"bare": bare, "app": app, "ready": ready, "ml_modules": sorted(ml_seen)}
+        if baseline:
+            base = _run_child(APP, base_env, baseline)
+            base_app.append(base["first_paint_s"])
+            base_ready.append(base["ready_s"])
+    return {"bare": bare, "app": app, "ready": ready, "ml_modules": sorted(ml_seen), "base_app": base_app,
+            "base_ready": base_ready}
+
+
+def baseline_dataset_open(baseline: Path, images: int, keep: Path | None) -> float:
+    """The baseline checkout's own bench_gui.py, dataset part: its "index + health check shown" seconds."""
+    root = keep or Path(tempfile.gettempdir()) / f"vp-bench-dice-{images}"
+    result = subprocess.run([sys.executable, str(baseline / "bench" / "bench_gui.py"), "--skip-start", "--images",
+                             str(images), "--keep-dataset", str(root)], cwd=baseline, env=_child_env(baseline),
+                            capture_output=True, text=True, timeout=600)
+    for line in result.stdout.splitlines():
+        if line.startswith("index + health check shown"):
+            return float(line.split()[-1])
+    raise RuntimeError(f"the baseline's bench printed no dataset timing (rc {result.returncode}):\n{result.stderr[-2000:]}")
 
 
 def bench_dataset(images: int, keep: Path | None) -> dict[str, Any]:
@@ -305,9 +335,12 @@ def main() -> int:
     parser.add_argument("--keep-dataset", type=Path, default=None)
     parser.add_argument("--skip-start", action="store_true")
     parser.add_argument("--skip-dataset", action="store_true")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of the app, measured in the same run (see the module docstring)")
     args = parser.parse_args()
+    baseline = args.baseline.resolve() if args.baseline else None
     if not args.skip_start:
-        cold = bench_cold_start(args.runs)
+        cold = bench_cold_start(args.runs, baseline)
         bare, app = statistics.median(cold["bare"]), statistics.median(cold["app"])
         print(f"\nCold start to first painted main window (median of {args.runs}, fresh process each)")
         print(f"{'variant':<34}{'median s':>10}{'min s':>10}{'max s':>10}")
@@ -316,12 +349,23 @@ def main() -> int:
         ready = statistics.median(cold["ready"])
         print(f"{'  … projects listed (pages built)':<34}{ready:>10.3f}{min(cold['ready']):>10.3f}{max(cold['ready']):>10.3f}")
         print(f"ratio first paint app/bare: {app / bare:.2f}  (target <= 1.5); ready/bare: {ready / bare:.2f}")
+        if baseline:
+            base_app, base_ready = statistics.median(cold["base_app"]), statistics.median(cold["base_ready"])
+            print(f"{'baseline: first paint':<34}{base_app:>10.3f}{min(cold['base_app']):>10.3f}{max(cold['base_app']):>10.3f}")
+            print(f"{'baseline:   … projects listed':<34}{base_ready:>10.3f}{min(cold['base_ready']):>10.3f}"
+                  f"{max(cold['base_ready']):>10.3f}")
+            print(f"vs baseline {baseline}: first paint {app / base_app:.2f}x, projects listed {ready / base_ready:.2f}x"
+                  "  (target <= 1.10)")
         print(f"ML modules imported (first paint and ready): {cold['ml_modules'] or 'none'}")
     if not args.skip_dataset:
+        base_shown = baseline_dataset_open(baseline, args.images, args.keep_dataset) if baseline else None
         ds = bench_dataset(args.images, args.keep_dataset)
         print(f"\nOpening a {ds['images']:,}-image DICE dataset (thumbnail cache empty)")
         print(f"{'metric':<44}{'value':>12}")
         print(f"{'index + health check shown (s)':<44}{ds['index_shown_s']:>12.3f}")
+        if base_shown is not None:
+            print(f"{'  baseline, same run (s)':<44}{base_shown:>12.3f}  ({ds['index_shown_s'] / base_shown:.2f}x;"
+                  " target <= 1.10)")
         print(f"{'first thumbnails painted, from open (s)':<44}{ds['first_thumbs_painted_s']:>12.3f}")
         print(f"{'first thumbnails painted, after index (s)':<44}{ds['thumbs_after_index_s']:>12.3f}  (target <= 1)")
         print(f"{'max event-loop stall, idle window (ms)':<44}{ds['max_stall_idle_ms']:>12.1f}  (noise floor)")

@@ -192,6 +192,8 @@ def _resolve_image(
                 )
             )
             return None, True
+        if candidate in images:  # the usual case: no fallback names to build
+            return candidate, False
         candidates: list[str | None] = [candidate]
         if images_dir is not None:
             candidates += [inside(posixpath.join(images_dir, name)) for name in (image_path, posixpath.basename(image_path))]

@@ -7,13 +7,15 @@ image; annotations are checked per object (a labelme group's parts together); ``
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.datasets.errors import DatasetError
 from core.datasets.images import expected_format, limit_problem, load_image_rgb
-from core.datasets.model import DatasetIndex, Finding, ImageRecord, Instance, Shape
+from core.datasets.model import DatasetIndex, Finding, ImageRecord, Shape
 
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 _EDGE_TOLERANCE = 1.0  # px: annotation tools put corners on the last pixel's far edge
 
 
@@ -33,9 +35,7 @@ def _record_findings(index: DatasetIndex, record: ImageRecord, known: set[str], 
             )
     if not record.labels and not record.shapes:
         found.append(Finding("warning", "no_annotation", rel, "image has no annotation"))
-    where = rel
-    if record.annotation_path is not None and _under(record.annotation_path, index.root):
-        where = record.annotation_path.relative_to(index.root).as_posix()
+    where = _annotation_rel(record.annotation_path, index.root) or rel
     for label in record.labels:
         if label not in known:
             found.append(Finding("error", "unknown_label", where, f"label '{label}' is not in the class list"))
@@ -56,9 +56,10 @@ def _geometry_findings(record: ImageRecord, where: str) -> list[Finding]:
         if shape.shape_type == "point":
             found.extend(_point_findings(shape, where, width, height))
             continue
-        parts = [part for part in instance.parts if _has_area(part, where, found)]
+        # One box per part, computed once (20k images: this loop is most of the health check).
+        parts = [(part, box) for part in instance.parts if (box := _area_box(part, where, found)) is not None]
         if parts and width is not None and height is not None:
-            outside = _outside_finding(Instance(instance.label, tuple(parts), instance.group_id), where, width, height)
+            outside = _outside_finding(instance.label, parts, where, width, height)
             found.extend([outside] if outside is not None else [])
     return found
 
@@ -72,23 +73,30 @@ def _point_findings(shape: Shape, where: str, width: int | None, height: int | N
     return [Finding("warning", "point_outside_image", where, f"point '{shape.label}' at ({x:.1f}, {y:.1f}) is outside the image")]
 
 
-def _has_area(shape: Shape, where: str, found: list[Finding]) -> bool:
-    x1, y1, x2, y2 = shape.bbox()
+def _area_box(shape: Shape, where: str, found: list[Finding]) -> Box | None:
+    """The part's box, or None (and a finding) when it has no area."""
+    x1, y1, x2, y2 = box = shape.bbox()
     if x2 - x1 > 0 and y2 - y1 > 0:
-        return True
+        return box
     found.append(Finding("warning", "zero_area_box", where,
                          f"{shape.shape_type} '{shape.label}' has zero area ({x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f})"))
-    return False
+    return None
 
 
-def _outside_finding(instance: Instance, where: str, width: int, height: int) -> Finding | None:
-    x1, y1, x2, y2 = instance.bbox()
+def _outside_finding(label: str, parts: list[tuple[Shape, Box]], where: str, width: int, height: int) -> Finding | None:
+    """``parts``: an object's parts that have an area, with their boxes (the object is their union)."""
+    boxes = [box for _part, box in parts]
+    if len(boxes) == 1:
+        x1, y1, x2, y2 = boxes[0]
+    else:
+        x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     tol = _EDGE_TOLERANCE
     if not (x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol):
         return None
-    fully_out = all(_entirely_outside(part, width, height) for part in instance.parts)
-    kind = instance.parts[0].shape_type
-    what = f"{kind} '{instance.label}'" if len(instance.parts) == 1 else f"object '{instance.label}' ({len(instance.parts)} parts)"
+    fully_out = all(_entirely_outside(box, width, height) for box in boxes)
+    kind = parts[0][0].shape_type
+    what = f"{kind} '{label}'" if len(parts) == 1 else f"object '{label}' ({len(parts)} parts)"
     return Finding(
         "error" if fully_out else "warning",
         "box_outside_image",
@@ -98,19 +106,24 @@ def _outside_finding(instance: Instance, where: str, width: int, height: int) ->
     )
 
 
-def _entirely_outside(shape: Shape, width: int, height: int) -> bool:
-    x1, y1, x2, y2 = shape.bbox()
+def _entirely_outside(box: Box, width: int, height: int) -> bool:
+    x1, y1, x2, y2 = box
     return min(x2, width) - max(x1, 0) <= 0 or min(y2, height) - max(y1, 0) <= 0
 
 
-def _under(path: Path | None, root: Path) -> bool:
+def _annotation_rel(path: Path | None, root: Path) -> str | None:
+    """``path`` relative to ``root``, "/"-separated; None when it is not under it. Readers build
+    annotation paths from the root, so a string prefix answers; ``relative_to`` only otherwise."""
     if path is None:
-        return False
+        return None
+    text, base = str(path), str(root)
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if text.startswith(prefix):
+        return text[len(prefix):].replace(os.sep, "/")
     try:
-        path.relative_to(root)
+        return path.relative_to(root).as_posix()
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _decode_problem(record: ImageRecord) -> Finding | None:

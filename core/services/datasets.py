@@ -18,16 +18,9 @@ from typing import Any
 from core import dataset_store, paths
 from core.config import SPLIT_DEFAULTS, SplitConfig
 from core.dataset_store import DatasetInfo
-from core.datasets import (
-    DatasetError,
-    DatasetIndex,
-    Finding,
-    SplitResult,
-    check_health,
-    open_dataset,
-    split_dataset,
-)
-from core.datasets.reader import FORMATS
+from core.datasets.errors import DatasetError
+from core.datasets.model import DatasetIndex, Finding
+from core.datasets.splits import SplitResult, split_dataset
 from core.services import ServiceError, Store
 from core.settings import Settings
 
@@ -69,6 +62,10 @@ def _noop(*_args: Any) -> None:
 def read_dataset(path: str | Path, fmt: str = "auto", *, deep: bool = False, duplicates: bool = False,
                  progress: Progress | None = None, check: Check | None = None) -> OpenedDataset:
     """Index ``path`` and run the health check (``deep``: decode every image; ``duplicates``: hash files)."""
+    # Here, not at the top: the readers and Pillow load when a dataset is first read, not with the GUI.
+    from core.datasets.health import check_health
+    from core.datasets.reader import FORMATS, open_dataset
+
     progress, check = progress or _noop, check or _noop
     if fmt != "auto" and fmt not in FORMATS:
         raise ServiceError(f"Unknown dataset format “{fmt}”: use auto or one of {', '.join(FORMATS)}.")
@@ -248,6 +245,8 @@ def remove_dataset(store: Store, dataset_id: int, *, force: bool = False) -> Dat
 def change_format(store: Store, dataset_id: int, fmt: str, *, progress: Progress | None = None,
                   check: Check | None = None) -> OpenedDataset:
     """The user overrode the detected format: re-read the dataset as ``fmt`` and store what it found."""
+    from core.datasets.reader import FORMATS
+
     if fmt not in FORMATS:
         raise ServiceError(f"Unknown dataset format “{fmt}”: use one of {', '.join(FORMATS)}.")
     opened = reopen_dataset(get_dataset(store, dataset_id), fmt, progress=progress, check=check)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app.helper_process import HelperService, helper_command, parse_helper_output
+from app.helper_process import HelperService, helper_command
+from core.frameworks import parse_helper_output
 
 
 def test_helper_command_uses_module_entry_point() -> None:
