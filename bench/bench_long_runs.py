@@ -246,6 +246,24 @@ def _page_run(store: Any, count: int) -> dict[str, float]:
             "painted_cpu": marks["painted_cpu"], "stall_cpu": stall_cpu, "turn_cpu": max(cpu for _gap, cpu in gaps)}
 
 
+def _changes(job_service: Any, store: Any, marks: Any) -> Any:
+    """One refresh after one queued job changed (a quarter of the 10,000 are queued). A checkout
+    without change revisions re-reads every unfinished job it watches instead."""
+    import inspect
+
+    from sqlalchemy import text
+
+    with store.write() as session:
+        session.execute(text("UPDATE training_jobs SET current_step = COALESCE(current_step, 0) + 1 "
+                             "WHERE id = (SELECT MAX(id) FROM training_jobs WHERE status = 'queued')"))
+    total = sum(marks.counts.values())
+    if "after_revision" in inspect.signature(job_service.job_changes).parameters:
+        return job_service.job_changes(store, None, after_id=marks.max_id, after_revision=marks.revision,
+                                       checkpoint_mark=marks.checkpoint_mark, known_total=total)
+    return job_service.job_changes(store, None, after_id=marks.max_id, watch=frozenset(range(1, 2500)),
+                                   checkpoint_mark=marks.checkpoint_mark, known_total=total)
+
+
 def _service_times(store: Any, repeat: int) -> dict[str, list[float]]:
     """The reads behind the status counts, the queue's next job and one change refresh, with 10,000 jobs."""
     from core.jobs import store as job_store
@@ -256,10 +274,7 @@ def _service_times(store: Any, repeat: int) -> dict[str, list[float]]:
     if hasattr(job_service, "job_counts"):
         out["status counts (SQL GROUP BY)"], _ = _timed(lambda: job_service.job_counts(store, None), repeat)
         marks = job_service.list_marks(store, None)
-        watch = frozenset(range(1, 2500))
-        out["refresh: changes since the last read"], _ = _timed(lambda: job_service.job_changes(
-            store, None, after_id=marks.max_id, watch=watch, checkpoint_mark=marks.checkpoint_mark,
-            known_total=sum(marks.counts.values())), repeat)
+        out["refresh: changes since the last read"], _ = _timed(lambda: _changes(job_service, store, marks), repeat)
     else:
         out["refresh: every row (list_jobs)"], _ = _timed(lambda: job_service.list_jobs(store, None), repeat)
     return out

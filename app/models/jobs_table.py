@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.look import STATUS_COLOURS
-from core.jobs import ALL_STATES, FINAL_STATES
+from core.jobs import ALL_STATES
 from core.services.jobs import JobOrder, JobSummary, format_metric
 
 ProgressRole = Qt.ItemDataRole.UserRole + 1
@@ -218,10 +218,6 @@ class JobsTableModel(QAbstractTableModel):
     def job(self, job_id: int) -> JobRow | None:
         position = self.row_for(job_id)
         return None if position is None else self.rows[position]
-
-    def unfinished_ids(self) -> frozenset[int]:
-        """Jobs shown as not finished: the service re-reads them to see them finish."""
-        return frozenset(row.id for row in self.rows if row.status not in FINAL_STATES)
 
     def status_counts(self) -> dict[str, int]:
         return {status: count for status, count in self._counts.items() if count > 0}

@@ -377,10 +377,10 @@ class JobsPage(QWidget):
             self.reload()
             return
         store, project_id, marks = self.state.store, self.state.project_id, self._marks
-        watch, total = self.model.unfinished_ids(), self.model.rowCount()
+        total = self.model.rowCount()
         self.tasks.start("rows", lambda _st: job_service.job_changes(
-            store, project_id, after_id=marks.max_id, watch=watch, checkpoint_mark=marks.checkpoint_mark,
-            known_total=total), title="Refresh jobs", on_result=self._on_changes)
+            store, project_id, after_id=marks.max_id, after_revision=marks.revision,
+            checkpoint_mark=marks.checkpoint_mark, known_total=total), title="Refresh jobs", on_result=self._on_changes)
 
     def reload(self) -> None:
         """Read every row again (another project or order): the first page at once, the rest in chunks."""
@@ -490,7 +490,7 @@ class JobsPage(QWidget):
         if changes.ids is not None:
             self.model.remove_missing(changes.ids)
         assert self._marks is not None
-        self._marks = ListMarks(changes.max_id, changes.checkpoint_mark, changes.counts)
+        self._marks = ListMarks(changes.max_id, changes.checkpoint_mark, changes.counts, changes.revision)
         self._show_counts(changes.counts)
         if self.model.status_counts() != changes.counts:
             self.reload()  # a change the cursors cannot see (a finished job edited elsewhere): read again

@@ -116,6 +116,9 @@ class TrainingJob(Base):
     mlflow_synced_metric_id: Mapped[int | None] = mapped_column(Integer)  # metrics re-sent up to here
     # --- added in revision 0004: the step records (core.jobs.series seq) MLflow confirmed, up to here ---
     mlflow_synced_step_seq: Mapped[int | None] = mapped_column(Integer)
+    # --- added in revision 0005: set by triggers above every other row's on each insert and update, so a
+    # jobs list reads only the rows that changed (core.services.jobs.job_changes) ---
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", index=True)
 
     project: Mapped[Project] = relationship(back_populates="jobs")
 

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, or_, select
 from core import paths
 from core.config import ConfigError, JobConfig, config_from_dict
 from core.db.models import Artifact, Checkpoint, TrainingJob
-from core.jobs import ACTIVE_STATES, FINAL_STATES
+from core.jobs import ACTIVE_STATES
 from core.jobs import store as job_store
 from core.services import ServiceError, Store
 
@@ -256,10 +256,11 @@ class JobOrder:
 class JobChanges:
     """What changed in the jobs list since a table last looked (see :func:`job_changes`)."""
 
-    rows: list[JobSummary]  # new jobs (id above the mark), every unfinished job, jobs whose uploads moved
+    rows: list[JobSummary]  # new and changed jobs (revision above the mark), jobs whose uploads moved
     counts: dict[str, int]  # jobs per status, from SQL (the status line; a check that nothing was missed)
     max_id: int  # the new mark for "new jobs"
     checkpoint_mark: datetime | None  # the newest checkpoint change seen
+    revision: int  # the new mark for "changed jobs"
     ids: frozenset[int] | None = None  # every job id, only when the total changed (jobs were deleted)
 
 
@@ -304,12 +305,15 @@ class ListMarks:
     max_id: int
     checkpoint_mark: datetime | None
     counts: dict[str, int]
+    revision: int = 0
 
 
 def list_marks(store: Store, project_id: int | None = None) -> ListMarks:
+    """Taken before the rows are read: a job changed during the read comes again with the next changes."""
+    revision = _revision_mark(store)
     with store.read() as session:
         max_id = session.execute(_in_project(select(func.max(TrainingJob.id)), project_id)).scalar()
-    return ListMarks(int(max_id or 0), _checkpoint_mark(store), job_counts(store, project_id))
+    return ListMarks(int(max_id or 0), _checkpoint_mark(store), job_counts(store, project_id), revision)
 
 
 def _checkpoint_mark(store: Store) -> datetime | None:
@@ -317,22 +321,27 @@ def _checkpoint_mark(store: Store) -> datetime | None:
         return session.execute(select(func.max(Checkpoint.updated_at))).scalar()
 
 
-def job_changes(store: Store, project_id: int | None, *, after_id: int, watch: frozenset[int],
-                checkpoint_mark: datetime | None, known_total: int) -> JobChanges:
-    """The rows a table showing jobs up to ``after_id`` must update, read without touching the others.
+def _revision_mark(store: Store) -> int:
+    """The highest job revision (all projects: revisions count every job's changes)."""
+    with store.read() as session:
+        return int(session.execute(select(func.max(TrainingJob.revision))).scalar() or 0)
 
-    A job changes while it is unfinished (progress, status) and once when it finishes; its sync column
-    changes with its checkpoints' ``updated_at``. So the rows are: jobs above ``after_id``, every
-    unfinished job, the ``watch``ed ids (those the table last saw unfinished: now finished), and jobs
-    whose checkpoints changed after ``checkpoint_mark``. When the total differs from ``known_total``
-    (jobs deleted), every id comes too, for the table to drop the missing ones.
+
+def job_changes(store: Store, project_id: int | None, *, after_id: int, after_revision: int,
+                checkpoint_mark: datetime | None, known_total: int) -> JobChanges:
+    """The rows a table that has seen jobs up to ``after_id`` and changes up to ``after_revision`` must
+    update, read without touching the others.
+
+    Every insert and update of a job row raises its ``revision`` above all others (triggers of
+    migration 0005, whoever writes), so the rows are: jobs with a revision above ``after_revision``
+    (new, progressing, finished, renamed), and jobs whose checkpoints changed after ``checkpoint_mark``
+    (their sync column). With nothing running, nothing is read. When the total differs from
+    ``known_total`` (jobs deleted), every id comes too, for the table to drop the missing ones.
     """
+    revision = _revision_mark(store)  # before the rows: a change made meanwhile comes again next time
     mark = _checkpoint_mark(store)
     touched = select(Checkpoint.job_id).where(Checkpoint.updated_at > checkpoint_mark) if checkpoint_mark else None
-    wanted = [TrainingJob.id > after_id, TrainingJob.status.not_in(FINAL_STATES)]
-    watched = sorted(watch)
-    wanted += [TrainingJob.id.in_(watched[i:i + SQL_PARAMETERS_PER_QUERY])
-               for i in range(0, len(watched), SQL_PARAMETERS_PER_QUERY)]
+    wanted = [TrainingJob.revision > after_revision]
     if touched is not None or checkpoint_mark is None and mark is not None:
         wanted.append(TrainingJob.id.in_(touched if touched is not None else select(Checkpoint.job_id)))
     rows = _summaries(store, _in_project(select(*_SUMMARY_COLUMNS), project_id).where(or_(*wanted))
@@ -342,7 +351,7 @@ def job_changes(store: Store, project_id: int | None, *, after_id: int, watch: f
     if sum(counts.values()) != known_total + sum(1 for row in rows if row.id > after_id):
         with store.read() as session:
             ids = frozenset(session.scalars(_in_project(select(TrainingJob.id), project_id)))
-    return JobChanges(rows, counts, max(after_id, *(row.id for row in rows), 0), mark, ids)
+    return JobChanges(rows, counts, max(after_id, *(row.id for row in rows), 0), mark, revision, ids)
 
 
 def _job(store: Store, job_id: int) -> TrainingJob:
