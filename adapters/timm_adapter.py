@@ -17,12 +17,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters import faults
-from adapters.base import AdapterError, TrainingAdapter, TrainResult, as_test_metrics, atomic_write_bytes
+from adapters.base import (
+    AdapterError,
+    TrainingAdapter,
+    TrainResult,
+    as_test_metrics,
+    atomic_write_bytes,
+    dataset_split,
+)
 from adapters.devices import amp_supported, device_type, resolve_device
-from adapters.timm_data import BatchSource, open_source
+from adapters.timm_data import BatchSource, cache_side_for, open_source
 from adapters.timm_data import decode_resized as _decode_resized  # also used by adapters.export_models
-from core.config import ALL_CONFIG_KEYS
+from core.config import ALL_CONFIG_KEYS, JobConfig
 from core.contracts import ClassifyValItem, InferenceResult, inference_result
+from core.files import sha256_bytes
 
 CHECKPOINT_FORMAT = 1
 STEP_REPORT_INTERVAL_S = 0.1  # per-step events at most ~10 Hz: no host sync per batch on a GPU
@@ -51,9 +59,11 @@ class TimmAdapter(TrainingAdapter):
 
     # ------------------------------------------------------------------ registry information
     @classmethod
-    def warm_up(cls) -> None:
-        """What a standby worker imports before its job is known (``core.jobs.spawn``): everything
-        training needs before its first step, so none of it is left for after the handover."""
+    def warm_up(cls, config: JobConfig) -> None:
+        """What a standby worker does before its job is known (``core.jobs.spawn``): it starts decoding
+        the config's images in the background (``adapters.prefetch``), then imports everything training
+        needs before its first step, so none of it is left for after the handover."""
+        cls._prefetch_images(config)
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
 
@@ -61,6 +71,19 @@ class TimmAdapter(TrainingAdapter):
         import core.datasets  # noqa: F401
 
         _timm()
+
+    @classmethod
+    def _prefetch_images(cls, config: JobConfig) -> None:
+        from adapters import prefetch
+
+        def plan() -> tuple[list[Path], int]:
+            from core.augmentation import augmentation_options
+
+            _index, split = dataset_split(config)
+            options = augmentation_options("timm", config.augmentation.preset, config.augmentation.options)
+            return [Path(r.path) for r in [*split.train, *split.val]], cache_side_for(options, config.image_size)
+
+        prefetch.start(plan)
 
     @classmethod
     def all_models(cls) -> list[str]:
@@ -106,8 +129,6 @@ class TimmAdapter(TrainingAdapter):
 
     def _cache_side(self) -> int:
         """The side images are decoded at (an augmentation that crops needs a larger one)."""
-        from adapters.timm_augment import cache_side_for
-
         return cache_side_for(self._augmentation_options(), self.config.image_size)
 
     def _augmentation_options(self) -> dict[str, Any]:
@@ -161,8 +182,11 @@ class TimmAdapter(TrainingAdapter):
         self.mean = torch.tensor(data_cfg["mean"]).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(data_cfg["std"]).view(1, 3, 1, 1) * 255
         self.use_cuda = self.device.startswith("cuda")
+        # channels_last: the fast convolution layout of cuDNN and of oneDNN on the CPU (about a fifth
+        # less CPU per image than NCHW for a ResNet; bench/bench_large_dataset.py); not on MPS
+        self.channels_last = self.use_cuda or self.device == "cpu"
         self.model = model.to(self.device)
-        if self.use_cuda:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
         self.augment = self._make_augment(data_cfg)
@@ -213,7 +237,7 @@ class TimmAdapter(TrainingAdapter):
 
     # ------------------------------------------------------------------ training
     def _channels_last(self, batch: Any) -> Any:
-        return batch.contiguous(memory_format=_torch().channels_last) if self.use_cuda else batch
+        return batch.contiguous(memory_format=_torch().channels_last) if self.channels_last else batch
 
     def _normalise(self, batch: Any) -> Any:
         torch = _torch()
@@ -371,13 +395,14 @@ class TimmAdapter(TrainingAdapter):
         buffer = io.BytesIO()
         torch.save(self._state(epoch), buffer)
         data = buffer.getvalue()
+        digest = sha256_bytes(data)  # of the bytes written: no read-back of either file
         last = self.files.last
         atomic_write_bytes(last, data)
-        self.on_model_save("last", last, epoch, "val/accuracy", self.best_metric)
+        self.on_model_save("last", last, epoch, "val/accuracy", self.best_metric, sha256=digest)
         if best:
             best_path = self.files.best
             atomic_write_bytes(best_path, data)
-            self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric)
+            self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric, sha256=digest)
 
     def _write_val_predictions(self, epoch: int) -> None:
         """Per-image validation predictions of the best model: the GUI's interactive confusion matrix
@@ -423,6 +448,7 @@ class TimmAdapter(TrainingAdapter):
         self.mean = torch.tensor(state["mean"]).view(1, 3, 1, 1).to(self.device) * 255
         self.std = torch.tensor(state["std"]).view(1, 3, 1, 1).to(self.device) * 255
         self.use_cuda = self.device.startswith("cuda")
+        self.channels_last = False  # inference: _normalise lays out the input for the model as loaded
 
     def run_inference(self, image: str | Path | bytes, **options: Any) -> InferenceResult:
         import numpy as np

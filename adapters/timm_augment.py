@@ -28,10 +28,11 @@ from timm.data.mixup import mixup_target
 from timm.loss import SoftTargetCrossEntropy
 from torchvision.ops import roi_align
 
+from adapters.timm_data import cache_side_for
+
 _LEVEL_DENOM = 10.0  # timm's magnitude scale: M10 is the strongest level
 _GRAY = (0.299, 0.587, 0.114)  # PIL's "L" conversion weights
 _ATTEMPTS = 10  # torchvision/timm try this many random boxes before falling back
-CROP_MARGIN = 0.875  # timm's default crop_pct: images are resized to size / 0.875 before a crop
 _STREAM_SALT = 0x9E3779B97F4A7C15  # mixes a seed into a stream of its own (see stream_seed)
 
 
@@ -127,8 +128,7 @@ class TimmAugment:
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented, normalised float batch (N, 3, image_size, image_size) and its targets: class
         indices, or (N, num_classes) soft targets when mixup/cutmix is on."""
-        batch = self.normalise(self._augment_pixels(images))
-        batch = self._random_erase(batch)
+        batch = self._random_erase(self._normalise_own(self._augment_pixels(images)))
         labels = labels.to(self.device, non_blocking=True)
         if not self.mixing:
             return batch, labels
@@ -145,7 +145,7 @@ class TimmAugment:
     def preview(self, images: torch.Tensor) -> torch.Tensor:
         """What training sees, as uint8 images (N, 3, image_size, image_size): the augmentation incl.
         random erasing and mixup/cutmix (mixed within the batch), un-normalised."""
-        batch = self._random_erase(self.normalise(self._augment_pixels(images)))
+        batch = self._random_erase(self._normalise_own(self._augment_pixels(images)))
         if self.mixing:
             batch, _lam = self._mix(batch)
         return (batch * self.std255 + self.mean255).clamp(0, 255).round().to(torch.uint8)
@@ -160,11 +160,16 @@ class TimmAugment:
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         return (pixels.float() - self.mean255) / self.std255
 
+    def _normalise_own(self, pixels: torch.Tensor) -> torch.Tensor:
+        """:meth:`normalise` in place, for the float batch :meth:`_augment_pixels` made: on a CPU each
+        new batch-sized tensor costs page faults, and the augmentation shares the cores with training."""
+        return pixels.sub_(self.mean255).div_(self.std255)
+
     # ------------------------------------------------------------------ pipeline
     def _augment_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Crop, flips, then RandAugment or colour jitter (timm disables jitter when RandAugment is on);
         float pixels 0..255 holding whole numbers."""
-        batch = self._at_cache_side(images).float()
+        batch = self._at_cache_side(images).to(torch.float32, copy=True)  # ours: changed in place below
         batch = self._crop(batch)
         batch = self._flip(batch, float(self.options["hflip"]), dim=3)
         batch = self._flip(batch, float(self.options["vflip"]), dim=2)
@@ -220,7 +225,7 @@ class TimmAugment:
         if probability <= 0:
             return batch
         chosen = self._chance(probability, batch.shape[0]).view(-1, 1, 1, 1)
-        return torch.where(chosen, batch.flip(dim), batch)
+        return torch.where(chosen, batch.flip(dim), batch, out=batch)  # elementwise: safe in place
 
     # ------------------------------------------------------------------ colour jitter
     def _color_jitter(self, batch: torch.Tensor, strength: float) -> torch.Tensor:
@@ -371,12 +376,6 @@ def stream_seed(seed: int) -> int:
     return (seed * 6364136223846793005 + _STREAM_SALT) % (1 << 63)
 
 
-def cache_side_for(options: dict[str, Any], image_size: int) -> int:
-    """The side to decode images at: with a random-resized crop, timm's 224 -> 256 margin (size / 0.875)
-    so a crop of the whole image still has pixels to spare; else the training size itself."""
-    return round(image_size / CROP_MARGIN) if options["scale"] is not None else image_size
-
-
 def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
     """uint8 images at ``side`` (bilinear with antialiasing, as PIL resizes); unchanged when already there."""
     if images.shape[-2:] == (side, side):
@@ -418,7 +417,7 @@ def _enhance(batch: torch.Tensor, chosen: list[tuple[str, torch.Tensor]], factor
         degenerate = torch.where(mask.view(-1, 1, 1, 1), target, degenerate)
         applied = applied | mask
     factor = torch.where(applied, factor, torch.ones_like(factor)).view(-1, 1, 1, 1)
-    return (degenerate + factor * (batch - degenerate)).clamp(0, 255).round()
+    return (degenerate + factor * (batch - degenerate)).clamp(0, 255).floor()  # PIL blend truncates
 
 
 def _enhance_factor(level: torch.Tensor, sign: torch.Tensor, increasing: bool) -> torch.Tensor:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from adapters import prefetch
 from adapters.base import AdapterError
 from core.files import MB
 
@@ -38,6 +39,7 @@ JPEG_MAGIC = b"\xff\xd8"
 LOADER_PREFETCH_BATCHES = 2  # per loader process: bounded memory in flight
 
 Item = tuple[Path, int]  # an image file and its class index
+CROP_MARGIN = 0.875  # timm's default crop_pct: images are resized to size / 0.875 before a crop
 Warn = Callable[..., None]  # reporter.warning(message, path=...)
 
 
@@ -49,18 +51,50 @@ def _torch() -> Any:
 
 # -- one definition each: decoding, sizes, the order of an epoch ------------------------------------
 def decode_resized(path: Path, size: int) -> Any:
-    """Decode one image to a (3, size, size) uint8 array; raises on a corrupt file."""
+    """Decode one image to a (3, size, size) uint8 array; raises on a corrupt file or one over the
+    size limits (``core.datasets.images``: checked on the header, before anything is decoded). The
+    file is opened once: a loader process shares the CPU with training, so each cycle per image counts."""
     import numpy as np
     from PIL import Image
 
-    from core.datasets.images import check_image_limits
+    with open(path, "rb") as file:
+        _check_limits(path, os.fstat(file.fileno()).st_size, None)
+        try:
+            image = Image.open(file)
+        except Exception as exc:  # e.g. PIL's decompression-bomb guard: say which limit, as the indexer does
+            from core.datasets.images import check_image_limits
 
-    check_image_limits(path)
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible (much faster)
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        array = np.asarray(rgb, dtype=np.uint8)
+            check_image_limits(path)
+            raise _image_error(path, f"unreadable image header ({exc})") from exc
+        with image:
+            _check_limits(path, os.fstat(file.fileno()).st_size, image.size)
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible (much faster)
+            rgb = image.convert("RGB")
+            if rgb.size != (size, size):  # PIL's resize to the same size is a copy
+                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(rgb, dtype=np.uint8)
     return array.transpose(2, 0, 1).copy()
+
+
+def _check_limits(path: Path, size_bytes: int, dimensions: tuple[int, int] | None) -> None:
+    """``check_image_limits`` on what the open file already says (its size, its header's dimensions)."""
+    from core.datasets.images import limit_problem
+
+    problem = limit_problem(size_bytes, *(dimensions or (None, None)))
+    if problem is not None:
+        raise _image_error(path, problem)
+
+
+def _image_error(path: Path, problem: str) -> Exception:
+    from core.datasets.errors import DatasetError
+
+    return DatasetError(f"{path}: {problem}")
+
+
+def cache_side_for(options: dict[str, Any], image_size: int) -> int:
+    """The side to decode images at: with a random-resized crop, timm's 224 -> 256 margin (size / 0.875)
+    so a crop of the whole image still has pixels to spare; else the training size itself."""
+    return round(image_size / CROP_MARGIN) if options["scale"] is not None else image_size
 
 
 def cache_bytes(count: int, side: int) -> int:
@@ -124,16 +158,20 @@ class Decoded:
     paths: list[Path]
 
 
-def decode_all(items: list[Item], side: int, warn: Warn) -> Decoded:
-    """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped."""
+def decode_all(items: list[Item], side: int, warn: Warn, ready: dict[Path, Any] | None = None) -> Decoded:
+    """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped.
+    ``ready``: images a standby worker decoded already (``adapters.prefetch``), taken as they are."""
     torch = _torch()
     images = torch.empty((len(items), 3, side, side), dtype=torch.uint8)
     labels = torch.tensor([label for _path, label in items], dtype=torch.long)
     keep = torch.zeros((len(items),), dtype=torch.bool)
+    ready = ready if ready is not None else {}
 
     def work(position: int) -> str | None:
+        path = items[position][0]
         try:
-            images[position] = torch.from_numpy(decode_resized(items[position][0], side))
+            array = ready.get(path)
+            images[position] = torch.from_numpy(array if array is not None else decode_resized(path, side))
         except Exception as exc:  # corrupt/truncated/too large: skip and report, never crash
             return f"unreadable image skipped: {exc}"
         keep[position] = True
@@ -387,8 +425,9 @@ def open_source(train: list[Item], val: list[Item], *, side: int, budget_bytes: 
                 warn: Warn) -> BatchSource:
     """The job's batch source: the decoded cache when train + val fit ``budget_bytes``, else a stream."""
     plan = choose_plan(len(train) + len(val), side, budget_bytes)
+    ready = prefetch.take(side)  # a standby's head start; a stream drops it
     if plan.mode == "cache":
-        train_set, val_set = decode_all(train, side, warn), decode_all(val, side, warn)
+        train_set, val_set = decode_all(train, side, warn, ready), decode_all(val, side, warn, ready)
         return CachedSource(plan, train_set, val_set, device)
     return StreamSource(plan, train, val, device, workers, warn)
 

@@ -129,10 +129,9 @@ def _warm_up(warm_config: Path | None) -> None:
     from adapters.registry import get_adapter_class
 
     try:
-        framework = load_config(warm_config).framework if warm_config is not None else None
-        warm = getattr(get_adapter_class(framework), "warm_up", None) if framework else None
-        if warm is not None:
-            warm()
+        config = load_config(warm_config) if warm_config is not None else None
+        if config is not None:
+            get_adapter_class(config.framework).warm_up(config)
         else:
             import torch  # noqa: F401
     except Exception as exc:

@@ -15,11 +15,17 @@ own peak RSS. Both runs pay the same fixed cost (Python, torch, timm, the loader
 what our job holds above the plain loop's peak is compared with the budget (it must fit) and with what
 the decoded cache would have needed.
 
+CPU per image: the CPU time (user + system, sampled with the memory) of those same processes over the
+steps each rate is timed on, per image. On a machine shared with other work two runs one after the other
+see different load, so their img/s ratio swings (0.5× to 1.7× for the same code on 2 busy cores); the CPU
+each side spends per image moves much less and says whether our path does less work than the plain loop.
+
 The generated set is kept in ``--cache`` (default: the system temp folder), so a second run starts at
 once: 100,000 JPEGs take a few minutes on two cores.
 
 Usage: python bench/bench_large_dataset.py [--images 100000] [--size 64] [--workers N] [--budget-mb 1024]
-(`--images 4000` for a quick run.)
+(`--images 8000 --budget-mb 64` for a quick run: the budget must stay below the decoded set, and our
+job's fixed ~0.1 GB above the plain loop then reads "over budget"; each count has its own cached set.)
 """
 
 from __future__ import annotations
@@ -73,13 +79,14 @@ def generated_set(cache: Path, images: int) -> Path:
 # -- memory of a process tree ------------------------------------------------------------------------------
 class PeakMemory:
     """Samples a process's descendants (and itself, with ``include_root``) until stopped: peak summed
-    PSS, peak single RSS."""
+    PSS, peak single RSS, and their summed CPU time (user + system) against the wall clock."""
 
     def __init__(self, pid: int, include_root: bool = True) -> None:
         self.root = psutil.Process(pid)
         self.include_root = include_root
         self.peak_pss = 0
         self.peak_rss = 0
+        self.cpu: list[tuple[float, float]] = []  # (unix time, CPU seconds of the tree so far)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -90,15 +97,25 @@ class PeakMemory:
                 tree = [self.root] * self.include_root + self.root.children(recursive=True)
             except psutil.Error:
                 return
-            pss = 0
+            pss, cpu = 0, 0.0
             for process in tree:
                 try:
                     info = process.memory_full_info()
+                    times = process.cpu_times()
                 except psutil.Error:
                     continue
                 pss += getattr(info, "pss", info.rss)
+                cpu += times.user + times.system
                 self.peak_rss = max(self.peak_rss, info.rss)
             self.peak_pss = max(self.peak_pss, pss)
+            self.cpu.append((time.time(), cpu))
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the sampled processes used from ``start`` to ``end`` (unix times; interpolated)."""
+        import numpy as np
+
+        when, used = np.array(self.cpu).T
+        return float(np.interp(end, when, used) - np.interp(start, when, used))
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,7 +133,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, include_
 
 
 # -- the two runs ------------------------------------------------------------------------------------------
-def ours(data: Path, args: argparse.Namespace, work: Path) -> tuple[float, PeakMemory, str]:
+def ours(data: Path, args: argparse.Namespace, work: Path) -> tuple[float, PeakMemory, str, float]:
     measured: dict[str, Any] = {}
 
     def run(command: list[str], env: dict[str, str]) -> None:
@@ -127,14 +144,29 @@ def ours(data: Path, args: argparse.Namespace, work: Path) -> tuple[float, PeakM
                        job={"workers": args.workers, "amp": False}, run=run)
     log = next((work / "home").rglob("worker.log")).read_text(encoding="utf-8", errors="replace")
     plan = next((line.split("training data: ", 1)[1] for line in log.splitlines() if "training data: " in line), "?")
-    return rate, measured["memory"], plan
+    return rate, measured["memory"], plan, _cpu_per_image(measured["memory"], work, args.batch)
 
 
-def baseline(data: Path, args: argparse.Namespace) -> tuple[float, PeakMemory]:
+def _cpu_per_image(memory: PeakMemory, work: Path, batch: int) -> float:
+    """CPU seconds per image of our worker and loaders over the steps its rate is timed on (the same
+    step records as ``worker_rate``): a measure of work that other load on the machine hardly moves."""
+    from core.db.engine import open_store
+    from core.jobs import series
+
+    with open_store(work / "home" / "vision_platform.db").read() as session:
+        records = list(series.iter_records(session.connection(), 1))
+    first, last = records[0], records[-1]
+    return memory.cpu_between(first.time, last.time) / ((last.step - first.step) * batch)
+
+
+def baseline(data: Path, args: argparse.Namespace) -> tuple[float, PeakMemory, float]:
     command = [sys.executable, __file__, "--baseline-child", str(data), "--model", args.model, "--size", str(args.size),
                "--batch", str(args.batch), "--workers", str(args.workers)]
     output, memory = run_measured(command)
-    return float(json.loads(output.strip().splitlines()[-1])["rate"]), memory
+    result = json.loads(output.strip().splitlines()[-1])
+    rate, images = float(result["rate"]), int(result["images"])
+    cpu = memory.cpu_between(result["end"] - images / rate, result["end"])
+    return rate, memory, cpu / images
 
 
 def _mb(count: float) -> str:
@@ -157,7 +189,10 @@ def main() -> int:
 
         torch.manual_seed(0)
         rate = bare_pil_rate(args.baseline_child, args.model, args.size, args.batch, 1, "cpu", workers=args.workers)
-        print(json.dumps({"rate": rate}))
+        end = time.time()
+        # bare_pil_rate times one epoch (drop_last) after its first batch: that many images
+        count = sum(1 for path in args.baseline_child.rglob("*") if path.is_file() and not path.name.startswith("."))
+        print(json.dumps({"rate": rate, "end": end, "images": (count // args.batch - 1) * args.batch}))
         return 0
 
     started = time.perf_counter()
@@ -168,8 +203,8 @@ def main() -> int:
     if decoded <= budget:
         parser.error(f"the decoded set ({_mb(decoded)}) fits the budget ({_mb(budget)}): lower --budget-mb")
     with tempfile.TemporaryDirectory(prefix="vp-bench-large-") as tmp:
-        our_rate, our_memory, plan = ours(data, args, Path(tmp))
-    base_rate, base_memory = baseline(data, args)
+        our_rate, our_memory, plan, our_cpu = ours(data, args, Path(tmp))
+    base_rate, base_memory, base_cpu = baseline(data, args)
     above = our_memory.peak_pss - base_memory.peak_pss  # torch, timm and the processes cost both the same
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     print_table(f"timm {args.model} @ {args.size}px, {args.images:,} JPEGs ({JPEG_SIDE}px), batch {args.batch}, "
@@ -178,6 +213,9 @@ def main() -> int:
         ("our worker, streaming", f"{our_rate:,.0f} img/s", f"{our_rate / base_rate:.2f}× baseline (target ≥ 1.0×)",
          "ok" if our_rate >= base_rate else "below"),
         ("ImageFolder + DataLoader loop", f"{base_rate:,.0f} img/s", "baseline", ""),
+        ("CPU per image: our worker + loaders", f"{our_cpu * 1e3:.2f} ms", f"plain loop / ours: {base_cpu / our_cpu:.2f}× (≥ 1.0: ours works less)",
+         "ok" if our_cpu <= base_cpu else "more"),
+        ("CPU per image: the plain loop + loaders", f"{base_cpu * 1e3:.2f} ms", "baseline (timed steps only)", ""),
         ("our worker + loaders: peak PSS", _mb(our_memory.peak_pss), f"the plain loop: {_mb(base_memory.peak_pss)}", ""),
         ("our job above the plain loop", _mb(above), f"budget {_mb(budget)}; a cache: {_mb(decoded)}",
          "within budget" if above <= budget else "over budget"),

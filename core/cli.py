@@ -179,7 +179,7 @@ def _queue_and_run(config_file: Path, standby: StandbyWorker | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     warming = _warm_up_tracking(store)
-    problems = preflight(config, catalog=_catalog_from(standby, config))
+    problems = preflight(config, catalog=lambda: _catalog_from(standby, config))
     for problem in problems:
         print(f"{problem.severity}: {problem.message}", file=sys.stderr)
     if any(p.severity == "error" for p in problems):
@@ -206,7 +206,8 @@ def _with_local_dataset(store: Store, config: JobConfig) -> JobConfig:
 
     bar = _DownloadBar(config.dataset)
     try:
-        local, downloaded = fetch_r2_dataset(config.dataset, Settings.load(store), progress=bar)
+        local, downloaded = fetch_r2_dataset(config.dataset, Settings.load(store), progress=bar,
+                                             notice=lambda text: print(f"warning: {text}", file=sys.stderr))
     finally:
         bar.close()
     print(f"dataset {config.dataset}: {'downloaded to' if downloaded else 'cached in'} {local}", flush=True)

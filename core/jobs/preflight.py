@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +20,19 @@ class Problem:
     message: str
 
 
-def preflight(config: JobConfig, *, deep: bool = False, catalog: Catalog | None = None) -> list[Problem]:
+def preflight(config: JobConfig, *, deep: bool = False,
+              catalog: Catalog | Callable[[], Catalog | None] | None = None) -> list[Problem]:
     """``catalog``: what the adapters declare (the GUI passes its helper answers); without it the
-    model-list helper is asked in a child process (this process never imports a framework)."""
-    judged = catalog if catalog is not None and _covers(catalog, config) else catalog_for(config)
+    model-list helper is asked in a child process (this process never imports a framework). A
+    callable is asked only after the dataset and disk checks: ``train`` passes its standby worker's
+    answer, which comes once the worker's framework imports are done, so the checks overlap them."""
+    resources = _resources(config, deep)
+    given = catalog() if callable(catalog) else catalog
+    judged = given if given is not None and _covers(given, config) else catalog_for(config)
     offered = [Problem(severity, message) for severity, message in check_config(config, judged)]
     if any(p.severity == "error" for p in offered):
         return offered
-    return offered + _resources(config, deep)
+    return offered + resources
 
 
 def _covers(catalog: Catalog | None, config: JobConfig) -> bool:
