@@ -81,14 +81,6 @@ def sweep_stale_temp_files(folder: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def dataset_split(config: JobConfig) -> tuple[Any, Any]:
-    """The job's dataset index and its split (raises ``core.datasets.DatasetError``)."""
-    from core.datasets import open_dataset, split_dataset
-
-    index = open_dataset(config.dataset, config.dataset_format)
-    return index, split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
-
-
 class TrainingAdapter(ABC):
     """A framework behind one interface. The class-level declarations below are what the app knows
     about a framework (tasks, default models, honoured config keys, checkpoint names, inference
@@ -200,10 +192,12 @@ class TrainingAdapter(ABC):
         """The job's dataset index and its split, decided by ``core.datasets.split_dataset`` — the
         split the GUI preview and ``dataset inspect`` show ("auto": the dataset's own, if any). A
         dataset problem becomes an :class:`AdapterError`; the split's warnings are reported."""
-        from core.datasets import DatasetError
+        from core.datasets import DatasetError, open_dataset, split_dataset
 
+        config = self.config
         try:
-            index, split = dataset_split(self.config)
+            index = open_dataset(config.dataset, config.dataset_format)
+            split = split_dataset(index, config.split.strategy, config.split.ratio, config.split.seed, config.split.file)
         except DatasetError as exc:
             raise AdapterError(str(exc)) from None
         for warning in split.warnings:

@@ -23,7 +23,6 @@ from adapters.base import (
     TrainResult,
     as_test_metrics,
     atomic_write_bytes,
-    dataset_split,
 )
 from adapters.devices import amp_supported, device_type, resolve_device
 from adapters.timm_data import BatchSource, cache_side_for, open_source
@@ -60,10 +59,10 @@ class TimmAdapter(TrainingAdapter):
     # ------------------------------------------------------------------ registry information
     @classmethod
     def warm_up(cls, config: JobConfig) -> None:
-        """What a standby worker does before its job is known (``core.jobs.spawn``): it starts decoding
-        the config's images in the background (``adapters.prefetch``), then imports everything training
-        needs before its first step, so none of it is left for after the handover."""
-        cls._prefetch_images(config)
+        """What a standby worker imports before its job is known (``core.jobs.spawn``): everything
+        training needs before its first step, so none of it is left for after the handover. (Decoding
+        the images meanwhile, in a thread, was measured too: the GIL it took slowed the imports by
+        about what it saved later.)"""
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
 
@@ -71,19 +70,6 @@ class TimmAdapter(TrainingAdapter):
         import core.datasets  # noqa: F401
 
         _timm()
-
-    @classmethod
-    def _prefetch_images(cls, config: JobConfig) -> None:
-        from adapters import prefetch
-
-        def plan() -> tuple[list[Path], int]:
-            from core.augmentation import augmentation_options
-
-            _index, split = dataset_split(config)
-            options = augmentation_options("timm", config.augmentation.preset, config.augmentation.options)
-            return [Path(r.path) for r in [*split.train, *split.val]], cache_side_for(options, config.image_size)
-
-        prefetch.start(plan)
 
     @classmethod
     def all_models(cls) -> list[str]:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from adapters import prefetch
 from adapters.base import AdapterError
 from core.files import MB
 
@@ -158,35 +157,43 @@ class Decoded:
     paths: list[Path]
 
 
-def decode_all(items: list[Item], side: int, warn: Warn, ready: dict[Path, Any] | None = None) -> Decoded:
-    """Decode + resize every image once (threads: PIL releases the GIL); corrupt files are skipped.
-    ``ready``: images a standby worker decoded already (``adapters.prefetch``), taken as they are."""
+def decode_all(items: list[Item], side: int, warn: Warn) -> Decoded:
+    """Decode + resize every image once; corrupt files are skipped and reported in item order.
+
+    One thread per core, each decoding an interleaved share of the items into one uint8 array (PIL
+    decodes without the GIL). A task per image, assigned into a tensor image by image, was twice as
+    slow as a plain loop for small images (the GIL and per-item overhead), and a plain loop leaves
+    cores idle for large ones: 800 images took 0.28 s / 0.12 s / 0.14 s at 64 px and 0.66 s / 0.90 s /
+    0.49 s at 224 px (per image / plain loop / this), on 2 cores."""
+    import numpy as np
+
     torch = _torch()
-    images = torch.empty((len(items), 3, side, side), dtype=torch.uint8)
-    labels = torch.tensor([label for _path, label in items], dtype=torch.long)
-    keep = torch.zeros((len(items),), dtype=torch.bool)
-    ready = ready if ready is not None else {}
+    images = np.empty((len(items), 3, side, side), dtype=np.uint8)
+    keep = np.zeros((len(items),), dtype=bool)
 
-    def work(position: int) -> str | None:
-        path = items[position][0]
-        try:
-            array = ready.get(path)
-            images[position] = torch.from_numpy(array if array is not None else decode_resized(path, side))
-        except Exception as exc:  # corrupt/truncated/too large: skip and report, never crash
-            return f"unreadable image skipped: {exc}"
-        keep[position] = True
-        return None
+    def work(positions: range) -> list[tuple[int, str]]:
+        problems = []
+        for position in positions:
+            try:
+                images[position] = decode_resized(items[position][0], side)
+            except Exception as exc:  # corrupt/truncated/too large: skip and report, never crash
+                problems.append((position, f"unreadable image skipped: {exc}"))
+                continue
+            keep[position] = True
+        return problems
 
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        for position, problem in enumerate(pool.map(work, range(len(items)))):
-            if problem:
-                warn(problem, path=str(items[position][0]))
-    if items and not bool(keep.any()):
+    threads = max(1, min(os.cpu_count() or 1, len(items)))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        shares = pool.map(work, [range(first, len(items), threads) for first in range(threads)])
+        for position, problem in sorted(p for share in shares for p in share):
+            warn(problem, path=str(items[position][0]))
+    if items and not keep.any():
         raise AdapterError("none of the images could be decoded")
-    if bool(keep.all()):  # the usual case: no copy of the whole decoded set (twice its memory, for a moment)
-        return Decoded(images, labels, [path for path, _label in items])
+    labels = torch.tensor([label for _path, label in items], dtype=torch.long)
+    if keep.all():  # the usual case: no copy of the whole decoded set (twice its memory, for a moment)
+        return Decoded(torch.from_numpy(images), labels, [path for path, _label in items])
     kept_paths = [path for (path, _label), ok in zip(items, keep.tolist(), strict=True) if ok]
-    return Decoded(images[keep], labels[keep], kept_paths)
+    return Decoded(torch.from_numpy(images[keep]), labels[torch.from_numpy(keep)], kept_paths)
 
 
 # -- streaming: a Dataset the loader processes decode from ---------------------------------------------
@@ -425,9 +432,8 @@ def open_source(train: list[Item], val: list[Item], *, side: int, budget_bytes: 
                 warn: Warn) -> BatchSource:
     """The job's batch source: the decoded cache when train + val fit ``budget_bytes``, else a stream."""
     plan = choose_plan(len(train) + len(val), side, budget_bytes)
-    ready = prefetch.take(side)  # a standby's head start; a stream drops it
     if plan.mode == "cache":
-        train_set, val_set = decode_all(train, side, warn, ready), decode_all(val, side, warn, ready)
+        train_set, val_set = decode_all(train, side, warn), decode_all(val, side, warn)
         return CachedSource(plan, train_set, val_set, device)
     return StreamSource(plan, train, val, device, workers, warn)
 

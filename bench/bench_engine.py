@@ -75,7 +75,7 @@ print(json.dumps({"wall": time.perf_counter() - t0, "steps": steps}))
 '''
 
 
-def engine_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str, str, str]]:
+def engine_overhead(images: int, epochs: int, work: Path, runs: int = 2) -> list[tuple[str, str, str, str]]:
     from tests.helpers.datasets_gen import make_imagefolder
 
     data = work / "data"
@@ -91,7 +91,7 @@ def engine_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str
                     "s=open_store(); c=Settings.load(s); c.tracking_enabled=False; c.sync_enabled=False; c.save(s)"],
                    env=env, check=True, cwd=ROOT)
     results = []
-    for _ in range(2):  # alternate to spread machine noise over both
+    for _ in range(runs):  # alternate to spread machine noise over both
         started = time.perf_counter()
         bare = subprocess.run([sys.executable, "-c", BARE_LOOP, json.dumps(cfg)], env=env, capture_output=True,
                               text=True, check=True, cwd=ROOT)
@@ -105,12 +105,18 @@ def engine_overhead(images: int, epochs: int, work: Path) -> list[tuple[str, str
     bare_wall = min(r[0] for r in results)
     engine_wall = min(r[1] for r in results)
     steps = results[0][2]
-    ratio = engine_wall / bare_wall
-    per_step_ms = (engine_wall - bare_wall) / steps * 1000
+    pairs = ", ".join(f"{engine:.2f}/{bare:.2f}" for bare, engine, _steps in results)
+    # The verdict takes the median of the per-pair ratios: a pair runs back to back, so a slow spell of
+    # the machine (this VM's identical bare runs spread by ±8 %) mostly cancels; fastest-of-each is shown too.
+    ratio = statistics.median(engine / bare for bare, engine, _steps in results)
+    fastest_ratio = engine_wall / bare_wall
+    per_step_ms = (ratio - 1) * statistics.median(bare for bare, _engine, _steps in results) / steps * 1000
     return [
-        ("bare timm loop (fresh process, wall)", f"{bare_wall:.2f} s", "baseline", ""),
-        ("vision-platform train (wall)", f"{engine_wall:.2f} s", f"{steps} steps, {epochs} epochs", ""),
-        ("wall ratio engine / bare", f"{ratio:.3f}", "≤ 1.03", "PASS" if ratio <= 1.03 else "FAIL"),
+        ("bare timm loop (fresh process, wall, fastest)", f"{bare_wall:.2f} s", "baseline", ""),
+        ("vision-platform train (wall, fastest)", f"{engine_wall:.2f} s", f"{steps} steps, {epochs} epochs", ""),
+        ("wall ratio engine / bare (median of the pairs)", f"{ratio:.3f}", "≤ 1.03", "PASS" if ratio <= 1.03 else "FAIL"),
+        ("  each pair, engine / bare (s)", pairs, f"{runs} alternated pairs", ""),
+        ("  fastest engine run / fastest bare run", f"{fastest_ratio:.3f}", "for scale", ""),
         ("engine time added per step (all causes)", f"{per_step_ms:.3f} ms", "≤ 0.3 ms",
          "PASS" if per_step_ms <= 0.3 else "over"),
     ]
@@ -296,11 +302,16 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--engine-runs", type=int, default=5, help="alternated bare/engine pairs")
+    parser.add_argument("--only-engine", action="store_true", help="run only the engine overhead comparison")
     parser.add_argument("--only-tracking", action="store_true", help="run only the tracking + sync comparison")
     parser.add_argument("--attempts", type=int, default=3, help="runs of each side in the tracking comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vp-bench-engine-") as tmp:
         work = Path(tmp)
+        if args.only_engine:
+            print_table("Engine overhead, CPU (issue 2)", engine_overhead(args.images, args.epochs, work, args.engine_runs))
+            return 0
         if args.only_tracking:
             print_table("Tracking + sync overhead, CPU (issue 5)",
                         tracking_and_sync_overhead(args.images, args.epochs, work, args.attempts))
@@ -308,7 +319,7 @@ def main() -> int:
         print_table("Metric persistence (issue 2)", metric_persistence(args.rows, work))
         print_table("Reporter host cost (issue 2)", reporter_host_cost())
         if not args.skip_training:
-            print_table("Engine overhead, CPU (issue 2)", engine_overhead(args.images, args.epochs, work))
+            print_table("Engine overhead, CPU (issue 2)", engine_overhead(args.images, args.epochs, work, args.engine_runs))
             print_table("Tracking + sync overhead, CPU (issue 5)",
                         tracking_and_sync_overhead(args.images, args.epochs, work, args.attempts))
     return 0
