@@ -130,9 +130,9 @@ class TrainingAdapter(ABC):
     def all_models(cls) -> list[str]: ...
 
     @classmethod
-    def warm_up(cls, config: JobConfig) -> None:
-        """What a standby worker (``core.jobs.spawn``) does for ``config`` before its job is known:
-        import what training needs first (here torch; adapters add their framework and more)."""
+    def warm_up(cls) -> None:
+        """What a standby worker (``core.jobs.spawn``) imports before its job is known: what training
+        needs first (here torch; adapters add their framework and more)."""
         import torch  # noqa: F401
 
     @classmethod

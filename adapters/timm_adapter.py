@@ -17,17 +17,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from adapters import faults
-from adapters.base import (
-    AdapterError,
-    TrainingAdapter,
-    TrainResult,
-    as_test_metrics,
-    atomic_write_bytes,
-)
+from adapters.base import AdapterError, TrainingAdapter, TrainResult, as_test_metrics, atomic_write_bytes
 from adapters.devices import amp_supported, device_type, resolve_device
 from adapters.timm_data import BatchSource, cache_side_for, open_source
 from adapters.timm_data import decode_resized as _decode_resized  # also used by adapters.export_models
-from core.config import ALL_CONFIG_KEYS, JobConfig
+from core.config import ALL_CONFIG_KEYS
 from core.contracts import ClassifyValItem, InferenceResult, inference_result
 from core.files import sha256_bytes
 
@@ -58,7 +52,7 @@ class TimmAdapter(TrainingAdapter):
 
     # ------------------------------------------------------------------ registry information
     @classmethod
-    def warm_up(cls, config: JobConfig) -> None:
+    def warm_up(cls) -> None:
         """What a standby worker imports before its job is known (``core.jobs.spawn``): everything
         training needs before its first step, so none of it is left for after the handover. (Decoding
         the images meanwhile, in a thread, was measured too: the GIL it took slowed the imports by

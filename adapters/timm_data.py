@@ -57,7 +57,8 @@ def decode_resized(path: Path, size: int) -> Any:
     from PIL import Image
 
     with open(path, "rb") as file:
-        _check_limits(path, os.fstat(file.fileno()).st_size, None)
+        size_bytes = os.fstat(file.fileno()).st_size
+        _check_limits(path, size_bytes, None)
         try:
             image = Image.open(file)
         except Exception as exc:  # e.g. PIL's decompression-bomb guard: say which limit, as the indexer does
@@ -66,7 +67,7 @@ def decode_resized(path: Path, size: int) -> Any:
             check_image_limits(path)
             raise _image_error(path, f"unreadable image header ({exc})") from exc
         with image:
-            _check_limits(path, os.fstat(file.fileno()).st_size, image.size)
+            _check_limits(path, size_bytes, image.size)
             image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible (much faster)
             rgb = image.convert("RGB")
             if rgb.size != (size, size):  # PIL's resize to the same size is a copy

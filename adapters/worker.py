@@ -129,9 +129,8 @@ def _warm_up(warm_config: Path | None) -> None:
     from adapters.registry import get_adapter_class
 
     try:
-        config = load_config(warm_config) if warm_config is not None else None
-        if config is not None:
-            get_adapter_class(config.framework).warm_up(config)
+        if warm_config is not None:
+            get_adapter_class(load_config(warm_config).framework).warm_up()
         else:
             import torch  # noqa: F401
     except Exception as exc:
