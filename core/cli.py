@@ -201,13 +201,13 @@ def _with_local_dataset(store: Store, config: JobConfig) -> JobConfig:
 
     if not is_r2_url(config.dataset):
         return config
+    from core.commands import print_warning
     from core.services.datasets import fetch_r2_dataset
     from core.settings import Settings
 
     bar = _DownloadBar(config.dataset)
     try:
-        local, downloaded = fetch_r2_dataset(config.dataset, Settings.load(store), progress=bar,
-                                             notice=lambda text: print(f"warning: {text}", file=sys.stderr))
+        local, downloaded = fetch_r2_dataset(config.dataset, Settings.load(store), progress=bar, notice=print_warning)
     finally:
         bar.close()
     print(f"dataset {config.dataset}: {'downloaded to' if downloaded else 'cached in'} {local}", flush=True)

@@ -26,6 +26,11 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def print_warning(message: str) -> None:
+    """A service's notice for the user (e.g. a cached copy used unchecked), as ``warning: …`` on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def service_command(handler: Handler) -> Handler:
     """Turn a ServiceError raised by ``handler`` into ``error: …`` on stderr and exit code 2."""
 

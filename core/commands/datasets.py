@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from core.augmentation import AUGMENTATION_PRESETS
-from core.commands import fail, open_cli_store, print_json, service_command
+from core.commands import fail, open_cli_store, print_json, print_warning, service_command
 from core.config import SPLIT_STRATEGIES, ConfigError, defaults, load_config
 from core.dataset_store import DatasetInfo
 from core.datasets.reader import FORMATS
@@ -87,7 +87,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     store = open_cli_store()
     project_id = _project_id(store, args.project)
     opened = datasets_service.register_dataset(store, project_id, args.path, args.format, name=args.name,
-                                               settings=load_settings(store))
+                                               settings=load_settings(store), notice=print_warning)
     assert opened.info is not None
     errors = sum(1 for f in opened.findings if f.severity == "error")
     warnings = sum(1 for f in opened.findings if f.severity == "warning")

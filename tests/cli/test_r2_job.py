@@ -173,6 +173,20 @@ def test_train_offline_uses_the_cached_copy_and_says_so(r2_env: SeaweedFS, tmp_p
     assert job_store.list_jobs(open_store()) == []
 
 
+def test_dataset_register_offline_uses_the_cached_copy_and_says_so(r2_env: SeaweedFS, tmp_path: Path,
+                                                                   run_cli: Callable[..., CliResult]) -> None:
+    """The Datasets page's twin: ``dataset register r2://…`` offline registers the complete cached copy
+    and warns on stderr, as the page's banner does."""
+    upload_folder(r2_env, make_imagefolder(tmp_path / "colours", per_class=2, size=16), PREFIX)
+    url = f"r2://{r2_env.bucket}/{PREFIX}"
+    local, _ = datasets_service.fetch_r2_dataset(url, Settings.load(open_store()))
+    assert run_cli("settings", "set", "offline_mode", "true").code == 0
+    result = run_cli("dataset", "register", url)
+    assert result.code == 0, result.err
+    assert f"warning: Offline mode is on: using the copy of {url} cached in {local}" in result.err
+    assert [info.path for info in datasets_service.list_datasets(open_store())] == [str(local)]
+
+
 def test_ctrl_c_during_the_download_queues_nothing_and_keeps_nothing(
         r2_env: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]) -> None:
     upload_folder(r2_env, make_imagefolder(tmp_path / "colours", per_class=4, size=16), PREFIX)
