@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from adapters import faults
 from adapters.base import AdapterError, TrainingAdapter, TrainResult, as_test_metrics, atomic_write_bytes
+from adapters.checkpoint_writer import CheckpointWriter
 from adapters.devices import amp_supported, device_type, resolve_device
 from adapters.timm_data import BatchSource, cache_side_for, open_source
 from adapters.timm_data import decode_resized as _decode_resized  # also used by adapters.export_models
@@ -183,6 +184,7 @@ class TimmAdapter(TrainingAdapter):
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.start_epoch = 1
+        self.checkpoints = CheckpointWriter()
         self.best_metric: float | None = None
         self.epochs_without_improvement = 0
         if self.resume:
@@ -228,6 +230,10 @@ class TimmAdapter(TrainingAdapter):
         return batch
 
     def train(self) -> TrainResult:
+        with self.checkpoints:  # every checkpoint written (or its failure raised) before the result
+            return self._train_epochs()
+
+    def _train_epochs(self) -> TrainResult:
         torch = _torch()
         config = self.config
         steps = self.data.steps_per_epoch(config.batch_size)
@@ -272,6 +278,7 @@ class TimmAdapter(TrainingAdapter):
                     )
                     self.reporter.progress(epoch, config.epochs, step, steps)
                 faults.after_batch(global_step, self.reporter.should_stop)
+                self.checkpoints.raise_if_failed()  # a full disk in the last epoch's write stops the job now
             if stopped:
                 status = "cancelled"
                 break
@@ -370,19 +377,22 @@ class TimmAdapter(TrainingAdapter):
         }
 
     def _save(self, epoch: int, *, best: bool) -> None:
+        """Serialise now (training changes the tensors next); hash, write and record in the writer's thread."""
         torch = _torch()
         self.reporter.status("saving", f"epoch {epoch}")
         buffer = io.BytesIO()
         torch.save(self._state(epoch), buffer)
-        data = buffer.getvalue()
+        self.checkpoints.submit(self._write_checkpoint, buffer.getvalue(), epoch, best, self.best_metric)
+
+    def _write_checkpoint(self, data: bytes, epoch: int, best: bool, best_metric: float | None) -> None:
         digest = sha256_bytes(data)  # of the bytes written: no read-back of either file
         last = self.files.last
         atomic_write_bytes(last, data)
-        self.on_model_save("last", last, epoch, "val/accuracy", self.best_metric, sha256=digest)
+        self.on_model_save("last", last, epoch, "val/accuracy", best_metric, sha256=digest)
         if best:
             best_path = self.files.best
             atomic_write_bytes(best_path, data)
-            self.on_model_save("best", best_path, epoch, "val/accuracy", self.best_metric, sha256=digest)
+            self.on_model_save("best", best_path, epoch, "val/accuracy", best_metric, sha256=digest)
 
     def _write_val_predictions(self, epoch: int) -> None:
         """Per-image validation predictions of the best model: the GUI's interactive confusion matrix

@@ -23,6 +23,7 @@ On CUDA (``device`` ``cuda…``) the same choice, placed for the GPU:
 from __future__ import annotations
 
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,8 @@ from core.files import MB
 GPU_CACHE_SHARE = 0.4  # of the GPU memory free before the model exists; the rest is the model's
 JPEG_MAGIC = b"\xff\xd8"
 LOADER_PREFETCH_BATCHES = 2  # per loader process: bounded memory in flight
+DECODE_PROBE = 32  # images decoded in one thread, and timed, before the cache's decoding is shared out
+THREADS_PAY_OFF_S = 0.0004  # per image: cheaper than this (64 px JPEGs: 0.13 ms), threads cost more than they share
 
 Item = tuple[Path, int]  # an image file and its class index
 CROP_MARGIN = 0.875  # timm's default crop_pct: images are resized to size / 0.875 before a crop
@@ -161,11 +164,12 @@ class Decoded:
 def decode_all(items: list[Item], side: int, warn: Warn) -> Decoded:
     """Decode + resize every image once; corrupt files are skipped and reported in item order.
 
-    One thread per core, each decoding an interleaved share of the items into one uint8 array (PIL
-    decodes without the GIL). A task per image, assigned into a tensor image by image, was twice as
-    slow as a plain loop for small images (the GIL and per-item overhead), and a plain loop leaves
-    cores idle for large ones: 800 images took 0.28 s / 0.12 s / 0.14 s at 64 px and 0.66 s / 0.90 s /
-    0.49 s at 224 px (per image / plain loop / this), on 2 cores."""
+    The first :data:`DECODE_PROBE` images are decoded in this thread and timed. When an image costs
+    more than :data:`THREADS_PAY_OFF_S`, the rest goes to one thread per core, each decoding an
+    interleaved share into one uint8 array (PIL decodes without the GIL); small images stay in this
+    thread, where the GIL hand-offs between threads cost more than the decoding they share. On 2 cores
+    800 images took 0.10 s in one thread and 0.15 s in two at 64 px, but 0.90 s and 0.49 s at 224 px.
+    The result is the same either way: only the speed depends on the choice."""
     import numpy as np
 
     torch = _torch()
@@ -183,10 +187,14 @@ def decode_all(items: list[Item], side: int, warn: Warn) -> Decoded:
             keep[position] = True
         return problems
 
-    threads = max(1, min(os.cpu_count() or 1, len(items)))
+    probe = range(min(DECODE_PROBE, len(items)))
+    started = time.perf_counter()
+    problems = work(probe)
+    per_image = (time.perf_counter() - started) / max(len(probe), 1)
+    threads = max(1, min(os.cpu_count() or 1, len(items) - len(probe))) if per_image > THREADS_PAY_OFF_S else 1
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        shares = pool.map(work, [range(first, len(items), threads) for first in range(threads)])
-        for position, problem in sorted(p for share in shares for p in share):
+        shares = pool.map(work, [range(len(probe) + first, len(items), threads) for first in range(threads)])
+        for position, problem in sorted(problems + [p for share in shares for p in share]):
             warn(problem, path=str(items[position][0]))
     if items and not keep.any():
         raise AdapterError("none of the images could be decoded")

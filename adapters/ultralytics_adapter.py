@@ -35,7 +35,6 @@ import io
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,6 +51,7 @@ from adapters.base import (
     as_test_metrics,
     atomic_write_bytes,
 )
+from adapters.checkpoint_writer import CheckpointWriter
 from adapters.devices import resolve_device, ultralytics_device
 from adapters.ultralytics_env import import_ultralytics
 from adapters.ultralytics_eval import class_names_of
@@ -219,7 +219,7 @@ class UltralyticsAdapter(TrainingAdapter):
         self._best_epoch = 0
         self._final_metrics: dict[str, float] = {}
         self._inference_task: str | None = None
-        self._save_executor: ThreadPoolExecutor | None = None
+        self.checkpoints = CheckpointWriter()  # each task reports its own failure as a warning
 
     # ---- registry-level information ----
     @classmethod
@@ -456,7 +456,7 @@ class UltralyticsAdapter(TrainingAdapter):
         except StopTraining:
             status = "cancelled"
         finally:
-            self._finish_saving()
+            self.checkpoints.close()  # every epoch's checkpoint is recorded before the run ends
             self.files.resume_from.unlink(missing_ok=True)
         if status == "completed":
             self._report_final_checkpoints()
@@ -507,7 +507,7 @@ class UltralyticsAdapter(TrainingAdapter):
         epoch = int(trainer.epoch) + 1
         last = Path(trainer.last)
         # Read now, before the next epoch overwrites last.pt; the copy, its fsync and the hashes
-        # (≈40 ms an epoch for yolo11n) happen in the saver thread while training goes on.
+        # (≈40 ms an epoch for yolo11n) happen in the checkpoint writer's thread while training goes on.
         data = last.read_bytes()
         self._epochs_done = epoch
         best_update: tuple[str, float | None] | None = None
@@ -521,12 +521,7 @@ class UltralyticsAdapter(TrainingAdapter):
                 self._best_value = map_epoch_metrics(trainer.metrics or {}).get(name)
                 self._best_epoch = epoch
                 best_update = (name, self._best_value)
-        self._saver().submit(self._record_epoch_checkpoints, last, data, epoch, best, best_update)
-
-    def _saver(self) -> ThreadPoolExecutor:
-        if self._save_executor is None:
-            self._save_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vp-checkpoints")
-        return self._save_executor
+        self.checkpoints.submit(self._record_epoch_checkpoints, last, data, epoch, best, best_update)
 
     def _record_epoch_checkpoints(self, last: Path, data: bytes, epoch: int, best: Path,
                                   best_update: tuple[str, float | None] | None) -> None:
@@ -545,12 +540,6 @@ class UltralyticsAdapter(TrainingAdapter):
                                    sha256=digest if same else None)
         except Exception as exc:  # noqa: BLE001 - reported; the final checkpoints are recorded again at the end
             self.reporter.warning(f"recording the epoch {epoch} checkpoints failed: {type(exc).__name__}: {exc}")
-
-    def _finish_saving(self) -> None:
-        """Wait for the saver thread: every epoch's checkpoint is recorded before the run ends."""
-        if self._save_executor is not None:
-            self._save_executor.shutdown(wait=True)
-            self._save_executor = None
 
     def _cb_fit_epoch_end(self, trainer: Any) -> None:
         raw: dict[str, Any] = {}

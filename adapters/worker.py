@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from core import platform
+from core import gc_policy, platform
 from core.config import ConfigError, load_config
 from core.events import EventWriter
 from core.jobs.spawn import EARLY_LOG_FLAG, STANDBY_FLAG, WARM_CONFIG_FLAG, read_request
@@ -52,7 +52,7 @@ def _exit_now(code: int) -> NoReturn:
 
     After a run, tearing down torch and Ultralytics took 2-4 s here (native finalisation, no Python
     frames), and the job only reads as finished when the worker has exited. By this point every event
-    line is flushed, checkpoints are fsynced by their atomic writes, the checkpoint saver thread has
+    line is flushed, checkpoints are fsynced by their atomic writes, the checkpoint writer thread has
     been joined and no framework thread is left (checked: only the main thread and our daemon
     watchdog run), so logs are flushed and the process ends at once.
     """
@@ -99,6 +99,8 @@ def run_worker(run_dir: Path, resume: bool, event_stream: IO[str] | None = None)
         job_info = files.read_job_info()
         writer.emit("hello", pid=os.getpid(), framework=config.framework, protocol=1)
         adapter_class = get_adapter_class(config.framework)
+        with gc_policy.paused():  # a plain worker imports its framework here (a standby has: a no-op)
+            adapter_class.warm_up()
         if config.task not in adapter_class.tasks:
             raise AdapterError(
                 f"{config.framework} does not support the task {config.task!r} (it supports: {', '.join(adapter_class.tasks)})"
@@ -129,10 +131,11 @@ def _warm_up(warm_config: Path | None) -> None:
     from adapters.registry import get_adapter_class
 
     try:
-        if warm_config is not None:
-            get_adapter_class(load_config(warm_config).framework).warm_up()
-        else:
-            import torch  # noqa: F401
+        with gc_policy.paused():  # torch + a framework: 0.7 s less with no cyclic collection meanwhile
+            if warm_config is not None:
+                get_adapter_class(load_config(warm_config).framework).warm_up()
+            else:
+                import torch  # noqa: F401
     except Exception as exc:
         logging.getLogger(__name__).debug("warm-up skipped: %s", exc)
 
@@ -244,10 +247,12 @@ def main(argv: list[str]) -> int:
     if args.command == "worker":
         code = run_worker(args.run_dir.resolve(), args.resume)
         _exit_now(code)
-    if args.command == "models":
-        return list_models_command(args.framework, None if args.declarations else args.pattern, args.pretrained)
+    if args.command == "models":  # short-lived helpers that import a framework: no collection at all
+        with gc_policy.paused():
+            return list_models_command(args.framework, None if args.declarations else args.pattern, args.pretrained)
     if args.command == "sysinfo":
-        return sysinfo_command()
+        with gc_policy.paused():
+            return sysinfo_command()
     if args.command == "infer-worker":
         from adapters.inference_server import serve
 

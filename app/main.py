@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
-from app import gc_policy
 from app.look import APP_NAME, ORG_NAME, icon, register_bundled_fonts
+from core import gc_policy
 
 if TYPE_CHECKING:
     from core.services import Store

@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self._refresh_uploads)
         # GPU detection starts once the window is up: it never delays the first paint.
         QTimer.singleShot(0, self.helpers.request_sysinfo)
-        from app import gc_policy
+        from core import gc_policy
 
         gc_policy.freeze_long_lived()  # modules and widgets live for the session: never rescan them
         from app.widgets.split_panel import preload_chart_library

@@ -10,7 +10,7 @@ The machine is shared: every timing is repeated and printed as median [min–max
         [--before CHECKOUT]
 
 The jobs list is the real Jobs page (offscreen) over a store of generated jobs, after the start-up
-freeze of long-lived objects the main window does (``app.gc_policy``): time to the first rows
+freeze of long-lived objects the main window does (``core.gc_policy``): time to the first rows
 painted, to every row, and the longest gap of a 10 ms QTimer probe (as ``bench/bench_gui.py``), with
 the GUI thread's own CPU time for each (load-insensitive), and that CPU time in the costliest gap
 (a lower bound of the longest stall, whatever the load). ``--before`` runs the same measurement on
@@ -288,7 +288,7 @@ def measure_jobs_list(work: Path, count: int, repeat: int) -> dict[str, list[flo
 
     QApplication.instance() or QApplication(sys.argv[:1])
     import app.pages.jobs_page  # noqa: F401  (loaded at start-up in the app)
-    from app import gc_policy
+    from core import gc_policy
 
     gc_policy.freeze_long_lived()  # as the main window does once start-up is done
     few = Store(work / "few_jobs.db")  # the floor: the same page with 10 jobs (charts painting, layout)

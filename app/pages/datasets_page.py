@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import gc_policy
 from app.look import (
     ERROR_COLOUR,
     HINT_STYLE,
@@ -49,6 +48,7 @@ from app.widgets.common import Banner, BusyRow, EmptyState
 from app.widgets.image_viewer import ImageViewer
 from app.widgets.split_panel import SplitPanel
 from app.workers import ErrorInfo, TaskHandle, TaskSlots, TaskState, run_task
+from core import gc_policy
 from core.config import DATASET_FORMATS
 from core.dataset_store import DatasetInfo
 from core.services import Store

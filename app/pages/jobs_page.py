@@ -51,7 +51,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import gc_policy
 from app.look import HINT_STYLE, STATUS_COLOURS, format_bytes, icon
 from app.models.app_state import AppState
 from app.models.chart_data import ChartData, fetch_updates, fetch_window, load_chart_data
@@ -63,6 +62,7 @@ from app.widgets.log_pane import LogPane
 from app.widgets.results_view import ResultsView
 from app.widgets.testset_strip import TestSetStrip
 from app.workers import ErrorInfo, TaskSlots, TaskState, run_task
+from core import gc_policy
 from core.events import TEST_METRICS_KIND
 from core.jobs import ACTIVE_STATES, RESUMABLE_STATES
 from core.rundir import RunDir

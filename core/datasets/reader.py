@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+from core import gc_policy
 from core.config import DATASET_FORMATS
 from core.datasets.coco import coco_json_files, read_coco
 from core.datasets.common import METADATA_FILES, image_files, walk_files
@@ -126,25 +125,6 @@ def detect_format(path: str | Path) -> str:
     return _detect(root, files)[0]
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Indexing allocates ~10 objects per image, none of them cyclic; the cyclic collector would run
-    over the growing heap again and again (0.5-0.7 s of a 5 s, 20k-image index). Pause it meanwhile.
-
-    On the way out the survivors (the index) are frozen (``gc.freeze``) before collection resumes:
-    otherwise the first collection scans all of them at once, holding the GIL for ~90 ms, which
-    a GUI thread waiting for the GIL shows as a stall. Frozen objects are still freed by reference
-    counting when the index is dropped."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.enable()
-
-
 def open_dataset(path: str | Path, fmt: str = "auto", *, extract_to: str | Path | None = None) -> DatasetIndex:
     """Index a dataset without decoding any image.
 
@@ -164,7 +144,7 @@ def open_dataset(path: str | Path, fmt: str = "auto", *, extract_to: str | Path 
         else:
             fmt, signals = _detect(root, files)
             mixed = [s for s in signals if s != fmt]
-    with _gc_paused():
+    with gc_policy.paused():  # ~10 objects per image, none cyclic: no collection meanwhile
         index = READERS[fmt](root, files)
     if source is not None and index.source is None:
         index.source = source

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from adapters import timm_data
 from adapters.base import AdapterError
 from adapters.timm_data import (
     CachedSource,
@@ -150,3 +151,24 @@ def test_the_memory_budget_is_a_setting(store: Any) -> None:
     assert saved.memory_budget_mb == 2048 and settings_service.load_settings(store).memory_budget_mb == 2048
     with pytest.raises(ServiceError, match="memory_budget_mb"):
         settings_service.update_settings(store, {"memory_budget_mb": "-1"})
+
+
+@pytest.mark.parametrize("pay_off_s", [float("inf"), 0.0], ids=["one-thread", "threads"])
+def test_the_cache_is_the_same_decoded_in_one_thread_or_shared_out(
+        items: list[tuple[Path, int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pay_off_s: float) -> None:
+    """decode_all times its first images, then decodes the rest in this thread or in one thread per core:
+    the same pixels, labels and warnings (in item order) either way; unreadable files on both sides of
+    the probe are skipped."""
+    monkeypatch.setattr(timm_data, "DECODE_PROBE", 3)
+    monkeypatch.setattr(timm_data, "THREADS_PAY_OFF_S", pay_off_s)
+    broken = [tmp_path / "broken_in_probe.jpg", tmp_path / "broken_after.jpg"]
+    for path in broken:
+        path.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    mixed = [items[0], (broken[0], 1), *items[1:5], (broken[1], 0), *items[5:9]]
+    warnings = Warnings()
+    decoded = timm_data.decode_all(mixed, SIDE, warnings)
+    good = [item for item in mixed if item[0] not in broken]
+    assert torch.equal(decoded.images, torch.stack([torch.from_numpy(decode_resized(path, SIDE)) for path, _ in good]))
+    assert decoded.labels.tolist() == [label for _path, label in good]
+    assert decoded.paths == [path for path, _label in good]
+    assert [path for _message, path in warnings.seen] == [str(path) for path in broken]
