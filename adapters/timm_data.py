@@ -192,10 +192,14 @@ def decode_all(items: list[Item], side: int, warn: Warn) -> Decoded:
     problems = work(probe)
     per_image = (time.perf_counter() - started) / max(len(probe), 1)
     threads = max(1, min(os.cpu_count() or 1, len(items) - len(probe))) if per_image > THREADS_PAY_OFF_S else 1
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        shares = pool.map(work, [range(len(probe) + first, len(items), threads) for first in range(threads)])
-        for position, problem in sorted(problems + [p for share in shares for p in share]):
-            warn(problem, path=str(items[position][0]))
+    rest = [range(len(probe) + first, len(items), threads) for first in range(threads)]
+    if threads == 1:
+        shares = [work(rest[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            shares = list(pool.map(work, rest))
+    for position, problem in sorted(problems + [p for share in shares for p in share]):
+        warn(problem, path=str(items[position][0]))
     if items and not keep.any():
         raise AdapterError("none of the images could be decoded")
     labels = torch.tensor([label for _path, label in items], dtype=torch.long)
