@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import AdapterError, TrainingAdapter
+from core import gc_policy
 from core.config import config_from_dict
 from core.exports import is_exported_model
 from core.files import sha256_file
@@ -133,7 +134,8 @@ def serve() -> int:
             if op == "ping":
                 payload: dict[str, Any] = {}
             elif op == "load":
-                payload = session.load(request)
+                with gc_policy.paused():  # the framework's import and the model: long-lived, no collection meanwhile
+                    payload = session.load(request)
             elif op == "predict":
                 payload = session.predict(request)
             else:

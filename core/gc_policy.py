@@ -7,8 +7,9 @@ places allocate millions of objects that all live on, and each collection during
   20,000-image index, one collection took 0.3-1 s here, and the GUI thread, which needs the GIL for
   every slot, stalled that long (bench/bench_gui.py); indexing alone spent 0.5-0.7 s of a 5 s, 20k-image
   index in collections;
-- a training worker importing torch and its framework: 2.8 s with collection on, 2.1 s paused, on
-  2 cores (the largest part of a job's start, bench/bench_job_start.py).
+- a worker importing torch and its framework: 2.8 s with collection on, 2.1 s paused, on 2 cores
+  (the largest part of a job's start, bench/bench_job_start.py); the inference worker's first model
+  (spawn → a timm checkpoint loaded) 2.67 s → 2.12 s.
 
 Two remedies:
 
