@@ -185,14 +185,19 @@ def read_into_page_cache(data: Path) -> float:
     return time.perf_counter() - started
 
 
+def _round_order(round_number: int) -> tuple[str, str]:
+    """ours, plain, plain, ours, …: a drift of the machine's speed hits both sides alike."""
+    return ("ours", "plain") if round_number % 2 == 0 else ("plain", "ours")
+
+
 def _in_order(our_runs: list[tuple[float, PeakMemory, str, float]], base_runs: list[tuple[float, PeakMemory, float]],
               rounds: int) -> str:
     """The img/s of every run in the order they ran (ours "o", the plain loop "p")."""
     ours_left, base_left, shown = iter(our_runs), iter(base_runs), []
     for round_number in range(rounds):
-        for side in ("o", "p") if round_number % 2 == 0 else ("p", "o"):
-            rate = next(ours_left)[0] if side == "o" else next(base_left)[0]
-            shown.append(f"{side} {rate:,.0f}")
+        for side in _round_order(round_number):
+            rate = next(ours_left)[0] if side == "ours" else next(base_left)[0]
+            shown.append(f"{side[0]} {rate:,.0f}")
     return ", ".join(shown)
 
 
@@ -233,9 +238,8 @@ def main() -> int:
     cached_s = read_into_page_cache(data)
     our_runs: list[tuple[float, PeakMemory, str, float]] = []
     base_runs: list[tuple[float, PeakMemory, float]] = []
-    for round_number in range(args.rounds):  # ours, plain, plain, ours, …: a drift of the machine hits both alike
-        sides = ("ours", "plain") if round_number % 2 == 0 else ("plain", "ours")
-        for side in sides:
+    for round_number in range(args.rounds):
+        for side in _round_order(round_number):
             if side == "ours":
                 with tempfile.TemporaryDirectory(prefix="vp-bench-large-") as tmp:
                     our_runs.append(ours(data, args, Path(tmp)))
