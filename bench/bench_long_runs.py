@@ -10,7 +10,7 @@ The machine is shared: every timing is repeated and printed as median [min–max
         [--before CHECKOUT]
 
 The jobs list is the real Jobs page (offscreen) over a store of generated jobs, after the start-up
-freeze of long-lived objects the main window does (``core.gc_policy``): time to the first rows
+freeze of long-lived objects the main window does (``core.gc_policy.freeze_long_lived``): time to the first rows
 painted, to every row, and the longest gap of a 10 ms QTimer probe (as ``bench/bench_gui.py``), with
 the GUI thread's own CPU time for each (load-insensitive), and that CPU time in the costliest gap
 (a lower bound of the longest stall, whatever the load). ``--before`` runs the same measurement on
@@ -20,6 +20,7 @@ another checkout, same run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sqlite3
@@ -288,9 +289,10 @@ def measure_jobs_list(work: Path, count: int, repeat: int) -> dict[str, list[flo
 
     QApplication.instance() or QApplication(sys.argv[:1])
     import app.pages.jobs_page  # noqa: F401  (loaded at start-up in the app)
-    from core import gc_policy
 
-    gc_policy.freeze_long_lived()  # as the main window does once start-up is done
+    # As the main window does once start-up is done (core.gc_policy.freeze_long_lived; app.gc_policy in
+    # older checkouts, which --before runs this file against).
+    gc.freeze()
     few = Store(work / "few_jobs.db")  # the floor: the same page with 10 jobs (charts painting, layout)
     few.migrate()
     few.ensure_defaults()

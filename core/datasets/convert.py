@@ -27,7 +27,7 @@ from core.datasets.common import MAPPING_FILE, REPORT_FILE, SPLIT_DIR_NAMES
 from core.datasets.dice import LabelmeShape, labelme_document, labelme_shape, labelme_text
 from core.datasets.errors import DatasetError
 from core.datasets.images import load_image_rgb
-from core.datasets.model import DatasetIndex, ImageRecord, Instance, Shape
+from core.datasets.model import DatasetIndex, ImageRecord, Instance, Shape, union_box
 from core.datasets.splits import SplitResult, split_dataset
 
 MARKER = ".vision-platform-dataset"
@@ -270,9 +270,7 @@ def instance_box(instance: Instance, width: int, height: int) -> tuple[float, fl
     """An object's box: the union of its parts' clipped boxes (labelme's converters: one box per
     group), or None when no part has area inside the image."""
     boxes = [box for part in instance.parts if (box := clipped_box(part, width, height)) is not None]
-    if not boxes:
-        return None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return union_box(boxes) if boxes else None
 
 
 def instance_polygons(instance: Instance, width: int, height: int) -> list[list[tuple[float, float]]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.datasets.errors import DatasetError
 from core.datasets.images import expected_format, limit_problem, load_image_rgb
-from core.datasets.model import DatasetIndex, Finding, ImageRecord, Shape
+from core.datasets.model import DatasetIndex, Finding, ImageRecord, Shape, union_box
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 _EDGE_TOLERANCE = 1.0  # px: annotation tools put corners on the last pixel's far edge
@@ -86,11 +86,7 @@ def _area_box(shape: Shape, where: str, found: list[Finding]) -> Box | None:
 def _outside_finding(label: str, parts: list[tuple[Shape, Box]], where: str, width: int, height: int) -> Finding | None:
     """``parts``: an object's parts that have an area, with their boxes (the object is their union)."""
     boxes = [box for _part, box in parts]
-    if len(boxes) == 1:
-        x1, y1, x2, y2 = boxes[0]
-    else:
-        x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    x1, y1, x2, y2 = union_box(boxes)
     tol = _EDGE_TOLERANCE
     if not (x1 < -tol or y1 < -tol or x2 > width + tol or y2 > height + tol):
         return None

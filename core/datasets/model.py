@@ -51,8 +51,14 @@ class Instance:
 
     def bbox(self) -> tuple[float, float, float, float]:
         """The union of the parts' boxes."""
-        boxes = [part.bbox() for part in self.parts]
-        return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        return union_box([part.bbox() for part in self.parts])
+
+
+def union_box(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The box around (x1, y1, x2, y2) boxes: an object drawn in several parts (at least one box)."""
+    if len(boxes) == 1:
+        return boxes[0]
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def group_instances(shapes: list[Shape]) -> list[Instance]:
